@@ -1,0 +1,153 @@
+"""A vectorised RASP evaluator for our programs, matching tracr's evaluator.
+
+Inputs are grouped by length; an SOp's values on a group are a float array
+[N, L] with NaN for None. Python functions run once per distinct value (or
+pair), so evaluating a program on all 3,905 inputs of vocab 5 / length <= 5
+takes milliseconds instead of the seconds tracr's per-input evaluator needs.
+`program.evaluate_test.py` checks agreement with tracr's evaluator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import operator
+
+import numpy as np
+
+from tracr_decompiler.program import ir, registry
+
+_COMPARE = {  # tracr's predicate(key, query)
+    "EQ": operator.eq, "LT": operator.lt, "LEQ": operator.le, "GT": operator.gt,
+    "GEQ": operator.ge, "NEQ": operator.ne,
+    "TRUE": lambda k, q: np.ones_like(k, dtype=bool),
+    "FALSE": lambda k, q: np.zeros_like(k, dtype=bool),
+}
+
+
+class EvaluationError(ValueError):
+  """The program cannot be evaluated on these inputs (tracr's evaluator would raise)."""
+
+
+@dataclasses.dataclass
+class Values:
+  data: np.ndarray  # [N, L] float, NaN = None
+  kind: str  # registry.INT / BOOL / NUM
+
+
+def all_inputs(vocab, max_seq_len: int, min_len: int = 1) -> list[tuple]:
+  """Every input sequence (without BOS) of length min_len..max_seq_len."""
+  vocab = sorted(vocab)
+  return [seq for n in range(min_len, max_seq_len + 1) for seq in itertools.product(vocab, repeat=n)]
+
+
+def sample_inputs(vocab, max_seq_len: int, n: int, rng: np.random.Generator) -> list[tuple]:
+  """`n` random inputs, lengths uniform in 1..max_seq_len."""
+  vocab = sorted(vocab)
+  lengths = rng.integers(1, max_seq_len + 1, size=n)
+  return [tuple(vocab[i] for i in rng.integers(0, len(vocab), size=k)) for k in lengths]
+
+
+def _py(v: float, kind: str):
+  if kind == registry.BOOL:
+    return bool(v)
+  if kind == registry.INT and float(v).is_integer():
+    return int(v)
+  return float(v)
+
+
+def _kind_of(outputs, encoding: str) -> str:
+  if encoding == "numerical":
+    return registry.NUM
+  if outputs and all(isinstance(v, (bool, np.bool_)) for v in outputs):
+    return registry.BOOL
+  return registry.INT
+
+
+def _apply(fn, columns: list[Values], encoding: str) -> Values:
+  """fn applied elementwise, once per distinct tuple of non-None arguments."""
+  stacked = np.stack([c.data for c in columns], axis=-1)  # [N, L, A]
+  flat = stacked.reshape(-1, stacked.shape[-1])
+  valid = ~np.isnan(flat).any(axis=1)
+  out = np.full(flat.shape[0], np.nan)
+  if valid.any():
+    uniq, inverse = np.unique(flat[valid], axis=0, return_inverse=True)
+    try:
+      results = [fn(*(_py(v, c.kind) for v, c in zip(row, columns))) for row in uniq]
+    except Exception as e:  # a user function failing on a value
+      raise EvaluationError(f"function failed: {e}") from None
+    kind = _kind_of(results, encoding)
+    if any(r is None for r in results):
+      raise EvaluationError("function returned None")
+    out[valid] = np.asarray(results, dtype=float)[inverse.reshape(-1)]
+  else:
+    kind = registry.NUM if encoding == "numerical" else columns[0].kind
+  return Values(out.reshape(stacked.shape[:2]), kind)
+
+
+def _select(keys: Values, queries: Values, comparison: str) -> np.ndarray:
+  if np.isnan(keys.data).any() or np.isnan(queries.data).any():
+    raise EvaluationError("Select on an SOp that holds None")
+  # selector[n, q, k] = predicate(key[n, k], query[n, q])
+  return _COMPARE[comparison](keys.data[:, None, :], queries.data[:, :, None])
+
+
+def _aggregate(selector: np.ndarray, values: Values, encoding: str) -> Values:
+  count = selector.sum(-1)  # [N, Lq]
+  vals = np.broadcast_to(values.data[:, None, :], selector.shape)
+  picked_nan = (selector & np.isnan(vals)).any(-1)
+  if (picked_nan & (count > 1)).any():
+    raise EvaluationError("Aggregate averages over None")
+  total = np.where(selector, np.nan_to_num(vals), 0.0).sum(-1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    mean = total / count
+  mean = np.where(picked_nan, np.nan, mean)
+  default = 0.0 if encoding == "numerical" else np.nan
+  out = np.where(count == 0, default, mean)
+  kind = registry.NUM if encoding == "numerical" else values.kind
+  return Values(out, kind)
+
+
+def _line(line: ir.Line, env: dict[str, Values]) -> Values:
+  a = [env[x] for x in line.args]
+  if line.op in ("map", "sequence_map"):
+    return _apply(registry.FUNCTIONS[line.fn].fn, a, line.encoding)
+  if line.op == "linear_sequence_map":
+    w = registry.LINEAR[line.fn]
+    return Values(w.fst * a[0].data + w.snd * a[1].data, registry.NUM)
+  selector = _select(a[0], a[1], line.fn)
+  if line.op == "aggregate":
+    return _aggregate(selector, a[2], line.encoding)
+  return Values(selector.sum(-1).astype(float), registry.INT)
+
+
+def evaluate_batch(program: ir.Program, tokens: np.ndarray, all_lines: bool = False):
+  """Evaluates on a batch of equal-length inputs [N, L] (numeric tokens).
+
+  Returns the output Values, or every line's Values (dict) with all_lines=True.
+  Raises EvaluationError where tracr's evaluator would raise.
+  """
+  n, length = tokens.shape
+  env = {"tokens": Values(tokens.astype(float), registry.INT),
+         "indices": Values(np.broadcast_to(np.arange(length, dtype=float), (n, length)).copy(),
+                           registry.INT)}
+  for line in program.lines:
+    env[line.out] = _line(line, env)
+  return env if all_lines else env[program.output.out]
+
+
+def _to_python(row: np.ndarray, kind: str) -> list:
+  return [None if np.isnan(v) else _py(v, kind) for v in row]
+
+
+def evaluate(program: ir.Program, inputs: list[tuple]) -> list[list]:
+  """Outputs of `program` on each input (lists of Python values, None for None)."""
+  outputs: list = [None] * len(inputs)
+  by_length: dict[int, list[int]] = {}
+  for i, seq in enumerate(inputs):
+    by_length.setdefault(len(seq), []).append(i)
+  for _, idx in sorted(by_length.items()):
+    result = evaluate_batch(program, np.array([inputs[i] for i in idx], dtype=float))
+    for i, row in zip(idx, result.data):
+      outputs[i] = _to_python(row, result.kind)
+  return outputs

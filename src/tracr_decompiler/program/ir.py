@@ -1,0 +1,128 @@
+"""A RASP program as typed lines, one SOp per line, and its canonical form.
+
+Example:
+    v1 = map categorical inc (tokens)
+    v2 = aggregate numerical LEQ (indices, indices, v1)   # keys, queries, values
+
+`Line.args` holds variable names: "tokens", "indices" or an earlier line's `out`.
+Argument order per op:
+    map                  (x,)
+    sequence_map         (fst, snd)
+    linear_sequence_map  (fst, snd)
+    aggregate            (keys, queries, values)
+    selector_width       (keys, queries)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+from tracr_decompiler.program import registry
+
+INPUTS = ("tokens", "indices")
+ARITY = {"map": 1, "sequence_map": 2, "linear_sequence_map": 2, "aggregate": 3, "selector_width": 2}
+
+
+class ProgramError(ValueError):
+  """A program that is not well formed (unknown name, bad arity, cycle...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+  op: str  # One of registry.OPS.
+  encoding: str  # "categorical" or "numerical": the encoding of `out`.
+  fn: str  # A registry name valid for `op`.
+  args: tuple[str, ...]
+  out: str
+
+  def validate(self) -> None:
+    if self.op not in ARITY:
+      raise ProgramError(f"unknown op {self.op!r}")
+    if self.encoding not in registry.ENCODINGS:
+      raise ProgramError(f"unknown encoding {self.encoding!r}")
+    if self.fn not in registry.names_for_op(self.op):
+      raise ProgramError(f"unknown {self.op} function {self.fn!r}")
+    if len(self.args) != ARITY[self.op]:
+      raise ProgramError(f"{self.op} takes {ARITY[self.op]} arguments, got {len(self.args)}")
+    if self.out in INPUTS:
+      raise ProgramError(f"cannot assign to {self.out!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+  """Lines in a valid execution order; the last line is the program's output."""
+  lines: tuple[Line, ...]
+
+  def __post_init__(self):
+    if not self.lines:
+      raise ProgramError("a program needs at least one line")
+    defined = set(INPUTS)
+    for line in self.lines:
+      line.validate()
+      for arg in line.args:
+        if arg not in defined:
+          raise ProgramError(f"{line.out} uses {arg!r} before it is defined")
+      if line.out in defined:
+        raise ProgramError(f"{line.out!r} is assigned twice")
+      defined.add(line.out)
+
+  @property
+  def output(self) -> Line:
+    return self.lines[-1]
+
+  def by_name(self) -> dict[str, Line]:
+    return {line.out: line for line in self.lines}
+
+  def __len__(self) -> int:
+    return len(self.lines)
+
+  def used(self) -> set[str]:
+    """Names that reach the output (the output included)."""
+    lines, seen, stack = self.by_name(), set(), [self.output.out]
+    while stack:
+      name = stack.pop()
+      if name in seen or name in INPUTS:
+        continue
+      seen.add(name)
+      stack.extend(lines[name].args)
+    return seen
+
+  def depths(self) -> dict[str, int]:
+    """Longest path from the inputs: the layer order tracr allocates by."""
+    depth = {name: 0 for name in INPUTS}
+    for line in self.lines:
+      depth[line.out] = 1 + max(depth[a] for a in line.args)
+    return depth
+
+
+def _structure_keys(program: Program) -> dict[str, str]:
+  """A naming-free description of each line: its whole expression tree."""
+  key = {name: name for name in INPUTS}
+  for line in program.lines:
+    key[line.out] = f"{line.op}:{line.encoding}:{line.fn}({','.join(key[a] for a in line.args)})"
+  return key
+
+
+def canonicalize(program: Program) -> Program:
+  """Renames variables v1..vn and orders lines by (depth, structure).
+
+  Lines are sorted by their longest-path depth (the layer tracr puts them in),
+  ties broken by their expression tree, so programs that differ only in naming
+  or in the order of independent lines give the same result. Lines that do not
+  reach the output are dropped.
+  """
+  used = program.used()
+  depth, key = program.depths(), _structure_keys(program)
+  order = sorted((line for line in program.lines if line.out in used),
+                 key=lambda line: (depth[line.out], key[line.out]))
+  rename = {name: name for name in INPUTS}
+  rename.update({line.out: f"v{i}" for i, line in enumerate(order, 1)})
+  # The output line has the strictly largest depth, so it stays last.
+  return Program(tuple(
+      dataclasses.replace(line, args=tuple(rename[a] for a in line.args), out=rename[line.out])
+      for line in order))
+
+
+def make_program(lines: Iterable[Line]) -> Program:
+  return Program(tuple(lines))

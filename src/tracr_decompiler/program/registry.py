@@ -1,0 +1,133 @@
+"""The function registry: every named function, comparison and linear weight pair.
+
+This module is the single source of every vocabulary in the project: the
+generator samples from it, the source printer and parser use its `source`
+strings, and the model's output vocabularies are derived from `ALL_NAMES`.
+
+Value kinds: an SOp's values are of one of three kinds.
+  "int"  categorical integers (tokens, indices, most maps),
+  "bool" categorical booleans (predicates),
+  "num"  numerical (real-valued, one residual dimension).
+A function lists the kinds it accepts; what it returns depends on its values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from tracr.rasp import rasp
+
+INT, BOOL, NUM = "int", "bool", "num"
+
+
+@dataclasses.dataclass(frozen=True)
+class Function:
+  """A named Map or SequenceMap function."""
+  name: str
+  source: str  # A Python lambda, printed verbatim in RASP source.
+  fn: Callable
+  arity: int  # 1 for Map, 2 for SequenceMap.
+  accepts: frozenset  # Value kinds accepted for every argument.
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearWeights:
+  """The two factors of a LinearSequenceMap."""
+  name: str
+  fst: int
+  snd: int
+
+
+def _f(name, source, arity, accepts):
+  # The lambda is compiled from our own constant source text, never from input;
+  # that keeps `source` and `fn` in one place so they cannot drift apart.
+  fn = eval(source, {"__builtins__": {"min": min, "max": max, "abs": abs}})  # noqa: S307
+  return Function(name, source, fn, arity, frozenset(accepts))
+
+
+_NUMBERS = (INT, NUM)
+
+MAP_FUNCTIONS = (
+    # integer -> integer
+    _f("inc", "lambda x: x + 1", 1, _NUMBERS),
+    _f("dec", "lambda x: x - 1", 1, _NUMBERS),
+    _f("double", "lambda x: 2 * x", 1, _NUMBERS),
+    _f("neg", "lambda x: -x", 1, (INT,)),
+    _f("mod2", "lambda x: x % 2", 1, (INT,)),
+    _f("mod3", "lambda x: x % 3", 1, (INT,)),
+    _f("halve", "lambda x: x // 2", 1, (INT,)),
+    _f("min2", "lambda x: min(x, 2)", 1, (INT,)),
+    _f("dist2", "lambda x: abs(x - 2)", 1, (INT,)),
+    _f("ident", "lambda x: x", 1, (INT, BOOL)),  # mostly a categorical->numerical cast
+    # integer -> bool
+    _f("eq0", "lambda x: x == 0", 1, _NUMBERS),
+    _f("eq1", "lambda x: x == 1", 1, (INT,)),
+    _f("eq2", "lambda x: x == 2", 1, (INT,)),
+    _f("eq3", "lambda x: x == 3", 1, (INT,)),
+    _f("ne2", "lambda x: x != 2", 1, (INT,)),
+    _f("gt1", "lambda x: x > 1", 1, (INT,)),
+    _f("gt2", "lambda x: x > 2", 1, (INT,)),
+    _f("gt3", "lambda x: x > 3", 1, (INT,)),
+    _f("lt2", "lambda x: x < 2", 1, (INT,)),
+    _f("lt3", "lambda x: x < 3", 1, (INT,)),
+    _f("even", "lambda x: x % 2 == 0", 1, (INT,)),
+    # bool -> bool
+    _f("not", "lambda x: not x", 1, (BOOL,)),
+    # numerical -> anything (frequencies, means)
+    _f("gt0", "lambda x: x > 0", 1, (NUM,)),
+    _f("gthalf", "lambda x: x > 0.5", 1, (NUM,)),
+    _f("lthalf", "lambda x: x < 0.5", 1, (NUM,)),
+)
+
+SEQUENCE_MAP_FUNCTIONS = (
+    _f("add", "lambda x, y: x + y", 2, (INT,)),
+    _f("sub", "lambda x, y: x - y", 2, (INT,)),
+    _f("mul", "lambda x, y: x * y", 2, (INT,)),
+    _f("max", "lambda x, y: max(x, y)", 2, (INT,)),
+    _f("min", "lambda x, y: min(x, y)", 2, (INT,)),
+    _f("eqxy", "lambda x, y: x == y", 2, (INT,)),
+    _f("ltxy", "lambda x, y: x < y", 2, (INT,)),
+    _f("and", "lambda x, y: x and y", 2, (BOOL,)),
+    _f("or", "lambda x, y: x or y", 2, (BOOL,)),
+)
+
+LINEAR_WEIGHTS = tuple(
+    LinearWeights(f"lin_{a}_{b}".replace("-", "m"), a, b)
+    for a, b in ((1, 1), (1, -1), (-1, 1), (2, 1), (1, 2), (2, -1), (3, 1), (1, 3)))
+
+COMPARISONS = {c.name: c for c in rasp.Comparison}  # EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE
+
+FUNCTIONS = {f.name: f for f in MAP_FUNCTIONS + SEQUENCE_MAP_FUNCTIONS}
+LINEAR = {w.name: w for w in LINEAR_WEIGHTS}
+LINEAR_BY_FACTORS = {(w.fst, w.snd): w for w in LINEAR_WEIGHTS}
+
+# Op kinds and encodings: the other fixed vocabularies of a program line.
+OPS = ("map", "sequence_map", "linear_sequence_map", "aggregate", "selector_width")
+ENCODINGS = ("categorical", "numerical")
+
+# Every name a line's `fn` field can hold, in a fixed order (model vocabulary).
+ALL_NAMES = tuple(FUNCTIONS) + tuple(LINEAR) + tuple(COMPARISONS)
+assert len(set(ALL_NAMES)) == len(ALL_NAMES), "registry names must be unique"
+
+
+def names_for_op(op: str) -> tuple[str, ...]:
+  """The `fn` names valid for an op kind."""
+  if op == "map":
+    return tuple(f.name for f in MAP_FUNCTIONS)
+  if op == "sequence_map":
+    return tuple(f.name for f in SEQUENCE_MAP_FUNCTIONS)
+  if op == "linear_sequence_map":
+    return tuple(LINEAR)
+  if op in ("aggregate", "selector_width"):
+    return tuple(COMPARISONS)
+  raise KeyError(f"unknown op {op!r}")
+
+
+def normalize_lambda(source: str) -> str:
+  """Canonical spelling of a lambda's source, used to look functions up."""
+  import ast
+  return ast.unparse(ast.parse(source.strip(), mode="eval"))
+
+
+BY_SOURCE = {normalize_lambda(f.source): f for f in FUNCTIONS.values()}

@@ -1,0 +1,171 @@
+"""Program <-> Python RASP source in tracr's own API.
+
+`to_source` prints code that runs as-is with tracr. `parse_source` reads such
+code back by walking its syntax tree with `ast`: the text is never executed,
+and every lambda must be one of the registry's functions.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from tracr_decompiler.program import ir, registry
+
+HEADER = "from tracr.rasp import rasp\n\n"
+_ENCODING_WRAPPERS = {"categorical", "numerical"}
+
+
+def _arg(name: str) -> str:
+  return f"rasp.{name}" if name in ir.INPUTS else name
+
+
+def line_to_source(line: ir.Line) -> str:
+  a = [_arg(x) for x in line.args]
+  if line.op == "map":
+    expr = f"rasp.Map({registry.FUNCTIONS[line.fn].source}, {a[0]}, simplify=False)"
+  elif line.op == "sequence_map":
+    expr = f"rasp.SequenceMap({registry.FUNCTIONS[line.fn].source}, {a[0]}, {a[1]})"
+  elif line.op == "linear_sequence_map":
+    w = registry.LINEAR[line.fn]
+    expr = f"rasp.LinearSequenceMap({a[0]}, {a[1]}, {w.fst}, {w.snd})"
+  elif line.op == "aggregate":
+    default = "0" if line.encoding == "numerical" else "None"
+    select = f"rasp.Select({a[0]}, {a[1]}, rasp.Comparison.{line.fn})"
+    expr = f"rasp.Aggregate({select}, {a[2]}, default={default})"
+  else:  # selector_width
+    expr = f"rasp.SelectorWidth(rasp.Select({a[0]}, {a[1]}, rasp.Comparison.{line.fn}))"
+  return f"{line.out} = rasp.{line.encoding}({expr})"
+
+
+def to_source(program: ir.Program, header: bool = True) -> str:
+  body = "\n".join(line_to_source(line) for line in program.lines)
+  return (HEADER if header else "") + body + f"\nprogram = {program.output.out}\n"
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+
+
+class _Parser:
+  """Turns assignments `name = rasp....` into Lines, tracking Select variables."""
+
+  def __init__(self):
+    self.lines: list[ir.Line] = []
+    self.selects: dict[str, tuple[str, str, str]] = {}
+    self.sops: set[str] = set(ir.INPUTS)
+    self.output: str | None = None
+
+  def fail(self, node: ast.AST, message: str):
+    raise ir.ProgramError(f"line {getattr(node, 'lineno', '?')}: {message}")
+
+  def statement(self, node: ast.stmt):
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+      return
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+      return  # docstring
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)):
+      self.fail(node, "only assignments `name = rasp....` are supported")
+    target, value = node.targets[0].id, node.value
+    if isinstance(value, ast.Name):  # `program = v5`
+      if value.id not in self.sops:
+        self.fail(node, f"unknown SOp {value.id!r}")
+      self.output = value.id
+      return
+    if self._call_name(value) == "Select":
+      self.selects[target] = self.select(value)
+      return
+    self.lines.append(self.sop(value, target))
+    self.sops.add(target)
+
+  def _call_name(self, node: ast.AST) -> str | None:
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name) and node.func.value.id == "rasp"):
+      return node.func.attr
+    return None
+
+  def ref(self, node: ast.AST) -> str:
+    if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        and node.value.id == "rasp" and node.attr in ir.INPUTS):
+      return node.attr
+    if isinstance(node, ast.Name) and node.id in self.sops:
+      return node.id
+    self.fail(node, f"expected an SOp, got `{ast.unparse(node)}`")
+
+  def number(self, node: ast.AST) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+        and not isinstance(node.value, bool):
+      return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+      return -self.number(node.operand)
+    self.fail(node, f"expected a number, got `{ast.unparse(node)}`")
+
+  def function(self, node: ast.AST, arity: int) -> str:
+    if not isinstance(node, ast.Lambda):
+      self.fail(node, "expected a lambda")
+    fn = registry.BY_SOURCE.get(ast.unparse(node))
+    if fn is None or fn.arity != arity:
+      self.fail(node, f"unknown function `{ast.unparse(node)}` (not in the registry)")
+    return fn.name
+
+  def select(self, node: ast.AST) -> tuple[str, str, str]:
+    if isinstance(node, ast.Name) and node.id in self.selects:
+      return self.selects[node.id]
+    if self._call_name(node) != "Select" or len(node.args) != 3 or node.keywords:
+      self.fail(node, "expected rasp.Select(keys, queries, rasp.Comparison.X)")
+    keys, queries, cmp = node.args
+    if not (isinstance(cmp, ast.Attribute) and cmp.attr in registry.COMPARISONS
+            and ast.unparse(cmp.value) == "rasp.Comparison"):
+      self.fail(cmp, f"unknown comparison `{ast.unparse(cmp)}`")
+    return self.ref(keys), self.ref(queries), cmp.attr
+
+  def sop(self, node: ast.AST, out: str, encoding: str | None = None) -> ir.Line:
+    name = self._call_name(node)
+    if name in _ENCODING_WRAPPERS:
+      if len(node.args) != 1 or node.keywords or encoding is not None:
+        self.fail(node, f"rasp.{name} takes one SOp")
+      return self.sop(node.args[0], out, name)
+    args = node.args if isinstance(node, ast.Call) else []
+    kwargs = {k.arg: k.value for k in node.keywords} if isinstance(node, ast.Call) else {}
+    enc = encoding or "categorical"  # tracr's default encoding
+    if name == "Map" and len(args) == 2 and set(kwargs) <= {"simplify"}:
+      return ir.Line("map", enc, self.function(args[0], 1), (self.ref(args[1]),), out)
+    if name == "SequenceMap" and len(args) == 3 and not kwargs:
+      return ir.Line("sequence_map", enc, self.function(args[0], 2),
+                     (self.ref(args[1]), self.ref(args[2])), out)
+    if name == "LinearSequenceMap" and len(args) == 4 and not kwargs:
+      factors = (self.number(args[2]), self.number(args[3]))
+      weights = registry.LINEAR_BY_FACTORS.get(factors)
+      if weights is None:
+        self.fail(node, f"LinearSequenceMap factors {factors} are not in the registry")
+      return ir.Line("linear_sequence_map", enc, weights.name,
+                     (self.ref(args[0]), self.ref(args[1])), out)
+    if name == "Aggregate" and len(args) == 2 and set(kwargs) <= {"default"}:
+      keys, queries, cmp = self.select(args[0])
+      return ir.Line("aggregate", enc, cmp, (keys, queries, self.ref(args[1])), out)
+    if name == "SelectorWidth" and len(args) == 1 and not kwargs:
+      keys, queries, cmp = self.select(args[0])
+      return ir.Line("selector_width", enc, cmp, (keys, queries), out)
+    self.fail(node, f"unsupported expression `{ast.unparse(node)[:80]}`")
+
+
+def parse_source(text: str) -> ir.Program:
+  """Parses RASP source (as printed by `to_source`) without executing it.
+
+  Raises:
+    ir.ProgramError: on syntax errors, unknown functions or unsupported code.
+  """
+  try:
+    tree = ast.parse(text)
+  except (SyntaxError, ValueError) as e:  # ValueError: null bytes
+    raise ir.ProgramError(f"not valid Python: {e}") from None
+  parser = _Parser()
+  for node in tree.body:
+    parser.statement(node)
+  if not parser.lines:
+    raise ir.ProgramError("no RASP operations found")
+  lines = parser.lines
+  if parser.output is not None:
+    # Lines after the designated output cannot reach it.
+    lines = lines[:[line.out for line in lines].index(parser.output) + 1]
+  return ir.Program(tuple(lines))

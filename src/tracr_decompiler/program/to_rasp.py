@@ -1,0 +1,53 @@
+"""Program -> tracr `rasp` expression, with labels that do not depend on the process.
+
+tracr labels every expression `{name}_{unique_id}`, where the id comes from a
+process-wide counter, and sorts residual dimensions by label. We overwrite the
+cached id with the line number and name SOps with fixed-width names (`v01`..),
+so the same program always compiles to the same weights.
+"""
+
+from __future__ import annotations
+
+from tracr.rasp import rasp
+
+from tracr_decompiler.program import ir, registry
+
+
+def _fix_label(expr: rasp.RASPExpr, name: str, uid: int) -> rasp.RASPExpr:
+  expr = expr.named(name)
+  expr.__dict__["unique_id"] = uid  # overrides the functools.cached_property
+  return expr
+
+
+def to_rasp(program: ir.Program, names: dict[str, str] | None = None) -> rasp.SOp:
+  """Builds the tracr expression of `program`; returns the output SOp.
+
+  Args:
+    program: the program.
+    names: optional label for each line's `out` (default: fixed-width `v01`, `v02`, ...
+      in line order). Labels decide the residual order, so pass them only to
+      reproduce a particular naming.
+  """
+  width = len(str(len(program.lines)))
+  env: dict[str, rasp.SOp] = {"tokens": rasp.tokens, "indices": rasp.indices}
+  for i, line in enumerate(program.lines, 1):
+    a = [env[x] for x in line.args]
+    if line.op == "map":
+      expr = rasp.Map(registry.FUNCTIONS[line.fn].fn, a[0], simplify=False)
+    elif line.op == "sequence_map":
+      expr = rasp.SequenceMap(registry.FUNCTIONS[line.fn].fn, a[0], a[1])
+    elif line.op == "linear_sequence_map":
+      w = registry.LINEAR[line.fn]
+      expr = rasp.LinearSequenceMap(a[0], a[1], w.fst, w.snd)
+    else:
+      select = _fix_label(rasp.Select(a[0], a[1], registry.COMPARISONS[line.fn]),
+                          f"select{i:0{width}d}", 1000 + i)
+      if line.op == "aggregate":
+        default = 0 if line.encoding == "numerical" else None
+        expr = rasp.Aggregate(select, a[2], default=default)
+      else:
+        expr = rasp.SelectorWidth(select)
+    expr = rasp.numerical(expr) if line.encoding == "numerical" else rasp.categorical(expr)
+    name = names[line.out] if names else f"v{i:0{width}d}"
+    env[line.out] = _fix_label(expr, name, i)
+  return env[program.output.out]
