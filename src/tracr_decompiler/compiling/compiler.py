@@ -106,7 +106,10 @@ def compile_expr(expr: rasp.SOp, settings: CompileSettings = CompileSettings()) 
       graph.nodes[rasp.tokens.label][nodes.VALUE_SET] | {settings.compiler_bos, settings.compiler_pad})
   indices_space = bases.VectorSpaceWithBasis.from_values(rasp.indices.label, range(settings.max_seq_len))
   output_space = bases.VectorSpaceWithBasis(sink[nodes.OUTPUT_BASIS])
-  model = _assemble(craft, tokens_space, indices_space, output_space, settings)
+  try:
+    model = _assemble(craft, tokens_space, indices_space, output_space, settings)
+  except ValueError as e:  # tracr's assemble fails the same way (e.g. value size > key size)
+    raise CompileError(f"tracr cannot assemble this program: {e}") from None
   model.categorical_output = rasp.is_categorical(sink[nodes.EXPR])
   model.output_values = ([d.value for d in output_space.basis] if model.categorical_output else [])
   # Half-layer numbers from tracr's allocation -> (layer, sublayer): even = attention.

@@ -20,8 +20,8 @@ from tracr_decompiler.program import ir, registry
 _COMPARE = {  # tracr's predicate(key, query)
     "EQ": operator.eq, "LT": operator.lt, "LEQ": operator.le, "GT": operator.gt,
     "GEQ": operator.ge, "NEQ": operator.ne,
-    "TRUE": lambda k, q: np.ones_like(k, dtype=bool),
-    "FALSE": lambda k, q: np.zeros_like(k, dtype=bool),
+    "TRUE": lambda k, q: np.ones(np.broadcast_shapes(k.shape, q.shape), dtype=bool),
+    "FALSE": lambda k, q: np.zeros(np.broadcast_shapes(k.shape, q.shape), dtype=bool),
 }
 
 
@@ -66,26 +66,38 @@ def _kind_of(outputs, encoding: str) -> str:
 
 def _apply(fn, columns: list[Values], encoding: str) -> Values:
   """fn applied elementwise, once per distinct tuple of non-None arguments."""
-  stacked = np.stack([c.data for c in columns], axis=-1)  # [N, L, A]
-  flat = stacked.reshape(-1, stacked.shape[-1])
-  valid = ~np.isnan(flat).any(axis=1)
-  out = np.full(flat.shape[0], np.nan)
+  shape = columns[0].data.shape
+  flat = [c.data.ravel() for c in columns]
+  valid = ~np.any([np.isnan(f) for f in flat], axis=0)
+  out = np.full(flat[0].shape, np.nan)
+  kind = registry.NUM if encoding == "numerical" else columns[0].kind
   if valid.any():
-    uniq, inverse = np.unique(flat[valid], axis=0, return_inverse=True)
+    # Encode each argument tuple as one integer, then call fn once per distinct tuple.
+    uniq_cols, codes = [], np.zeros(int(valid.sum()), dtype=np.int64)
+    for f in flat:
+      u, inv = np.unique(f[valid], return_inverse=True)
+      uniq_cols.append(u)
+      codes = codes * len(u) + inv.reshape(-1)
+    keys, inverse = np.unique(codes, return_inverse=True)
+    args = []
+    for key in keys:
+      row = []
+      for u in reversed(uniq_cols):
+        key, i = divmod(int(key), len(u))
+        row.append(u[i])
+      args.append(row[::-1])
     try:
-      results = [fn(*(_py(v, c.kind) for v, c in zip(row, columns))) for row in uniq]
+      results = [fn(*(_py(v, c.kind) for v, c in zip(row, columns))) for row in args]
     except Exception as e:  # a user function failing on a value
       raise EvaluationError(f"function failed: {e}") from None
+    if any(r is None or isinstance(r, str) for r in results):
+      raise EvaluationError("function returned None or a string")
     kind = _kind_of(results, encoding)
-    if any(r is None for r in results):
-      raise EvaluationError("function returned None")
     out[valid] = np.asarray(results, dtype=float)[inverse.reshape(-1)]
-  else:
-    kind = registry.NUM if encoding == "numerical" else columns[0].kind
-  return Values(out.reshape(stacked.shape[:2]), kind)
+  return Values(out.reshape(shape), kind)
 
 
-def _select(keys: Values, queries: Values, comparison: str) -> np.ndarray:
+def selector(keys: Values, queries: Values, comparison: str) -> np.ndarray:
   if np.isnan(keys.data).any() or np.isnan(queries.data).any():
     raise EvaluationError("Select on an SOp that holds None")
   # selector[n, q, k] = predicate(key[n, k], query[n, q])
@@ -108,17 +120,25 @@ def _aggregate(selector: np.ndarray, values: Values, encoding: str) -> Values:
   return Values(out, kind)
 
 
-def _line(line: ir.Line, env: dict[str, Values]) -> Values:
+def eval_line(line: ir.Line, env: dict[str, Values]) -> Values:
+  """One line's values from its arguments' values."""
   a = [env[x] for x in line.args]
   if line.op in ("map", "sequence_map"):
     return _apply(registry.FUNCTIONS[line.fn].fn, a, line.encoding)
   if line.op == "linear_sequence_map":
     w = registry.LINEAR[line.fn]
     return Values(w.fst * a[0].data + w.snd * a[1].data, registry.NUM)
-  selector = _select(a[0], a[1], line.fn)
+  sel = selector(a[0], a[1], line.fn)
   if line.op == "aggregate":
-    return _aggregate(selector, a[2], line.encoding)
-  return Values(selector.sum(-1).astype(float), registry.INT)
+    return _aggregate(sel, a[2], line.encoding)
+  return Values(sel.sum(-1).astype(float), registry.INT)
+
+
+def input_values(tokens: np.ndarray) -> dict[str, Values]:
+  """Values of `tokens` and `indices` on a batch [N, L] of equal-length inputs."""
+  n, length = tokens.shape
+  indices = np.broadcast_to(np.arange(length, dtype=float), (n, length)).copy()
+  return {"tokens": Values(tokens.astype(float), registry.INT), "indices": Values(indices, registry.INT)}
 
 
 def evaluate_batch(program: ir.Program, tokens: np.ndarray, all_lines: bool = False):
@@ -127,12 +147,9 @@ def evaluate_batch(program: ir.Program, tokens: np.ndarray, all_lines: bool = Fa
   Returns the output Values, or every line's Values (dict) with all_lines=True.
   Raises EvaluationError where tracr's evaluator would raise.
   """
-  n, length = tokens.shape
-  env = {"tokens": Values(tokens.astype(float), registry.INT),
-         "indices": Values(np.broadcast_to(np.arange(length, dtype=float), (n, length)).copy(),
-                           registry.INT)}
+  env = input_values(tokens)
   for line in program.lines:
-    env[line.out] = _line(line, env)
+    env[line.out] = eval_line(line, env)
   return env if all_lines else env[program.output.out]
 
 
@@ -151,3 +168,18 @@ def evaluate(program: ir.Program, inputs: list[tuple]) -> list[list]:
     for i, row in zip(idx, result.data):
       outputs[i] = _to_python(row, result.kind)
   return outputs
+
+
+def same_value(a, b, tol: float = 1e-3) -> bool:
+  """One output position: None only equals None; numbers within `tol`."""
+  if a is None or b is None:
+    return a is None and b is None
+  if isinstance(a, str) or isinstance(b, str):
+    return a == b
+  return abs(float(a) - float(b)) <= tol
+
+
+def same_outputs(xs: list[list], ys: list[list], tol: float = 1e-3) -> bool:
+  """Whether two programs' outputs agree on every input and position."""
+  return len(xs) == len(ys) and all(
+      len(x) == len(y) and all(same_value(a, b, tol) for a, b in zip(x, y)) for x, y in zip(xs, ys))

@@ -1,0 +1,37 @@
+"""Reads a dataset folder written by writer.py (any Parquet reader works too)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pyarrow.dataset as ds
+
+from tracr_decompiler.dataset import schema
+
+
+class DatasetError(ValueError):
+  """Missing, foreign or incompatible dataset folder."""
+
+
+def manifest(path: str | pathlib.Path) -> dict:
+  path = pathlib.Path(path)
+  try:
+    data = json.loads((path / "manifest.json").read_text())
+  except (OSError, ValueError):
+    raise DatasetError(f"{path} is not a finished dataset (no readable manifest.json)") from None
+  if data.get("schema_version") != schema.SCHEMA_VERSION:
+    raise DatasetError(f"{path}: schema version {data.get('schema_version')} is not {schema.SCHEMA_VERSION}")
+  return data
+
+
+def read_split(path: str | pathlib.Path, split: str | None = None, columns=None,
+               limit: int | None = None) -> list[dict]:
+  """Rows of one split (or all), in shard order."""
+  path = pathlib.Path(path)
+  files = [str(path / name) for name in manifest(path)["shards"]]
+  dataset = ds.dataset(files, format="parquet", schema=schema.SCHEMA)
+  table = dataset.to_table(columns=columns, filter=(ds.field("split") == split) if split else None)
+  if limit is not None:
+    table = table.slice(0, limit)
+  return table.to_pylist()

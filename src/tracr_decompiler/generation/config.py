@@ -1,0 +1,54 @@
+"""Settings of the random program generator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tracr_decompiler.compiling.compiler import CompileSettings
+
+DEFAULT_OP_WEIGHTS = {
+    "map": 1.0,
+    "sequence_map": 0.8,
+    "linear_sequence_map": 0.6,
+    "numerical_aggregate": 1.0,
+    "categorical_aggregate": 1.0,
+    "selector_width": 0.5,  # the public pool's 0.05 made it too rare to learn
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+  min_sops: int = 2  # ops per program, drawn uniformly in [min_sops, max_sops]
+  max_sops: int = 8
+  op_weights: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_OP_WEIGHTS))
+  settings: CompileSettings = CompileSettings()  # vocab, max_seq_len, compiler tokens
+  prefer_unused: float = 0.8  # chance an argument is drawn from not-yet-used SOps (all must reach the output)
+  numerical_map_fraction: float = 0.35  # Maps with numerical output encoding
+  max_values: int = 10  # distinct values of a categorical SOp (keeps MLPs small)
+  max_numerical_values: int = 24  # distinct values of a numerical SOp (discretising MLP size)
+  max_none_fraction: float = 0.5  # None outputs allowed for any SOp
+  max_mlp_hidden: int = 128  # reject models with wider MLPs
+  max_half_layers: int = 24  # reject deeper models
+  proposals_per_op: int = 8  # tries of one drawn op kind before drawing another kind
+  max_attempts: int = 10_000  # programs drawn before giving up
+  tracr_dynamic_checks: int = 4  # inputs run through tracr's own dynamic validation
+
+  def __post_init__(self):
+    if not 1 <= self.min_sops <= self.max_sops:
+      raise ValueError(f"need 1 <= min_sops <= max_sops, got {self.min_sops}, {self.max_sops}")
+    if self.max_sops > 30:
+      raise ValueError("max_sops above 30 is not supported")
+    unknown = set(self.op_weights) - set(DEFAULT_OP_WEIGHTS)
+    if unknown:
+      raise ValueError(f"unknown op kinds in op_weights: {sorted(unknown)}")
+    if not any(w > 0 for w in self.op_weights.values()) or any(w < 0 for w in self.op_weights.values()):
+      raise ValueError("op_weights must be non-negative with at least one positive")
+
+  def to_json(self) -> dict:
+    d = dataclasses.asdict(self)
+    d["settings"] = self.settings.to_json()
+    return d
+
+  @classmethod
+  def from_json(cls, d: dict) -> "GenerationConfig":
+    return cls(**{**d, "settings": CompileSettings.from_json(d["settings"])})
