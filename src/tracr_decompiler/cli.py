@@ -73,6 +73,22 @@ def cmd_sample(args) -> None:
 
 
 # ---------------------------------------------------------------------------
+# train
+
+
+def cmd_train(args) -> None:
+  from tracr_decompiler.model.config import ModelConfig
+  from tracr_decompiler.training import loop
+  cfg = loop.TrainConfig(data=args.data, out=_writable_dir(args.out), mode=args.mode, steps=args.steps,
+                         batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
+                         limit=args.limit, max_minutes=args.max_minutes, threads=args.threads)
+  model_cfg = ModelConfig(input_mode=args.input, d_model=args.d_model, n_encoder_layers=args.layers,
+                          n_heads=args.heads, d_ff=4 * args.d_model)
+  metrics = loop.train(cfg, model_cfg, progress=not args.quiet)
+  print("final validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+
+
+# ---------------------------------------------------------------------------
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
@@ -104,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--max-sops", type=int, default=8)
   _add_settings(p)
   p.set_defaults(func=cmd_sample)
+
+  p = sub.add_parser("train", help="train a decompiler (resumes when --out holds a run)",
+                     description="Train a decompiler. Multi-GPU: torchrun --standalone --nproc_per_node=N "
+                     "-m tracr_decompiler.cli train ...")
+  p.add_argument("--data", required=True, help="dataset folder from `generate`")
+  p.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, training.png)")
+  p.add_argument("--mode", choices=("nar", "ar", "both"), default="both")
+  p.add_argument("--input", choices=("graph", "flat"), default="graph", help="weight representation")
+  p.add_argument("--steps", type=int, default=6000)
+  p.add_argument("--batch-size", type=int, default=32)
+  p.add_argument("--lr", type=float, default=5e-4)
+  p.add_argument("--d-model", type=int, default=256)
+  p.add_argument("--layers", type=int, default=4)
+  p.add_argument("--heads", type=int, default=8)
+  p.add_argument("--eval-every", type=int, default=250)
+  p.add_argument("--limit", type=int, default=None, help="use only the first N training programs")
+  p.add_argument("--max-minutes", type=float, default=None)
+  p.add_argument("--threads", type=int, default=2)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--quiet", action="store_true")
+  p.set_defaults(func=cmd_train)
 
   for register in _EXTRA_COMMANDS:
     register(sub)

@@ -1,0 +1,117 @@
+"""Model outputs -> programs: greedy and k-best decoding, NAR and AR.
+
+AR decoding is constrained by the line grammar (op, encoding, a function valid
+for the op, then arguments that are earlier nodes or <none> by arity), so every
+decoded sequence parses; the model still chooses every token.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+import numpy as np
+import torch
+
+from tracr_decompiler.encoding import programs
+from tracr_decompiler.program import ir, registry
+
+_FN_IDS = {op: [programs.FNS.index(n) for n in registry.names_for_op(op)] for op in programs.OPS}
+
+
+def _nar_fields(logits, i: int, s: int):
+  """Log-probabilities of node i's fields, restricted to well-formed choices."""
+  lp = {k: torch.log_softmax(logits[k][0, i].float(), -1).numpy() for k in ("op", "enc", "fn")}
+  args = torch.log_softmax(logits["args"][0, i, :, :s].float(), -1).numpy()  # [A, S]
+  return lp, args
+
+
+def nar_candidates(logits, s: int, k: int = 1, per_node: int = 3) -> list[tuple[float, ir.Program]]:
+  """The k most probable distinct programs under the factorised NAR distribution.
+
+  Each node's line choices are ranked (op x function x encoding x args); the
+  best combinations across nodes are enumerated in order of total log-prob.
+  """
+  options = []  # per node: list of (logp, op, enc, fn, args), best first
+  for i in range(2, s):
+    lp, args = _nar_fields(logits, i, s)
+    best_args = [np.argsort(-args[a])[:2] for a in range(programs.MAX_ARGS)]
+    node_opts = []
+    for op in np.argsort(-lp["op"])[:2]:
+      arity = ir.ARITY[programs.OPS[op]]
+      fn_ids = _FN_IDS[programs.OPS[op]]
+      fns = sorted(fn_ids, key=lambda f: -lp["fn"][f])[:per_node]
+      for fn, enc in itertools.product(fns, range(len(programs.ENCODINGS))):
+        for choice in itertools.product(*[best_args[a] for a in range(arity)]):
+          score = lp["op"][op] + lp["fn"][fn] + lp["enc"][enc] + sum(args[a, c] for a, c in enumerate(choice))
+          node_opts.append((float(score), int(op), enc, fn, [int(c) for c in choice]))
+    node_opts.sort(key=lambda o: -o[0])
+    options.append(node_opts[:per_node * 3])
+  return _k_best(options, k)
+
+
+def _k_best(options, k: int) -> list[tuple[float, ir.Program]]:
+  """Best-first search over per-node option lists (each sorted best first)."""
+  start = tuple(0 for _ in options)
+  score = lambda idx: sum(options[n][j][0] for n, j in enumerate(idx))
+  heap, seen, out, texts = [(-score(start), start)], {start}, [], set()
+  while heap and len(out) < k and len(seen) < 50 * k + 100:
+    neg, idx = heapq.heappop(heap)
+    chosen = [options[n][j] for n, j in enumerate(idx)]
+    try:
+      program = programs.program_from_fields(
+          [0, 0] + [c[1] for c in chosen], [0, 0] + [c[2] for c in chosen],
+          [0, 0] + [c[3] for c in chosen], [[], []] + [c[4] for c in chosen])
+      text = repr(program.lines)
+      if text not in texts:
+        texts.add(text)
+        out.append((-neg, program))
+    except ir.ProgramError:
+      pass
+    for n in range(len(idx)):
+      if idx[n] + 1 < len(options[n]):
+        nxt = idx[:n] + (idx[n] + 1,) + idx[n + 1:]
+        if nxt not in seen:
+          seen.add(nxt)
+          heapq.heappush(heap, (-score(nxt), nxt))
+  return out
+
+
+def _allowed(position: int, node: int, op: int | None) -> list[int]:
+  """Token ids the grammar allows at `position` of node `node`'s line."""
+  field = position % programs.TOKENS_PER_LINE
+  if field == 0:
+    return [programs.AR_INDEX[f"op:{o}"] for o in programs.OPS]
+  if field == 1:
+    return [programs.AR_INDEX[f"enc:{e}"] for e in programs.ENCODINGS]
+  if field == 2:
+    return [programs.AR_INDEX[f"fn:{programs.FNS[f]}"] for f in _FN_IDS[programs.OPS[op]]]
+  if field - 3 >= ir.ARITY[programs.OPS[op]]:
+    return [programs.NONE]
+  return [programs.AR_INDEX[f"ref:{j}"] for j in range(node)]
+
+
+@torch.no_grad()
+def ar_beam(model, memory, mask, s: int, beam: int = 1) -> list[tuple[float, ir.Program]]:
+  """Grammar-constrained beam search; one line per op node (nodes 2..s-1)."""
+  length = programs.TOKENS_PER_LINE * (s - 2)
+  beams = [(0.0, [programs.BOS], None)]  # (logp, tokens, current op)
+  for pos in range(length):
+    tokens = torch.tensor([b[1] for b in beams])
+    logits = model.ar_logits(memory.expand(len(beams), -1, -1), mask.expand(len(beams), -1), tokens)
+    logp = torch.log_softmax(logits[:, -1].float(), -1).numpy()
+    node = 2 + pos // programs.TOKENS_PER_LINE
+    grown = []
+    for (score, toks, op), row in zip(beams, logp):
+      allowed = _allowed(pos, node, op)
+      for t in sorted(allowed, key=lambda t: -row[t])[:beam]:
+        new_op = programs.OPS.index(programs.AR_VOCAB[t][3:]) if pos % programs.TOKENS_PER_LINE == 0 else op
+        grown.append((score + float(row[t]), toks + [t], new_op))
+    beams = sorted(grown, key=lambda b: -b[0])[:beam]
+  out = []
+  for score, toks, _ in beams:
+    try:
+      out.append((score, programs.program_from_ar(toks[1:] + [programs.EOS])))
+    except ir.ProgramError:
+      continue
+  return out

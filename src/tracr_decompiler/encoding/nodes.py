@@ -1,0 +1,189 @@
+"""Finds the computation nodes of a compiled model: who writes which residual block.
+
+A node is an attention head, a group of MLP hidden units that implements one
+op, or both (SelectorWidth). Nodes are found layer by layer, so when an MLP
+layer is split into ops, the blocks of everything it reads are already known.
+
+Splitting an MLP layer: tracr concatenates the hidden units of all ops of a
+layer, each op's units contiguous. Units that write a common residual
+dimension belong to one op. What remains are lookup units (categorical maps:
+one unit per output value, `x -> f(x)` in the first layer, identity in the
+second; categorical->numerical maps: a single unit). A run of consecutive
+lookup units reading one input block, with disjoint supports that together
+cover that block exactly once, is one categorical map (f is total); any other
+lookup unit is an op of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+class NotTracrError(ValueError):
+  """The parameters do not have the structure of a Tracr-compiled model."""
+
+
+@dataclasses.dataclass
+class Node:
+  kind: str  # one of weights.KINDS
+  layer: int  # -1 for the embeddings
+  writes: list[int]  # residual dims of this node's block (value order)
+  reads: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # role -> dims
+  units: list[int] = dataclasses.field(default_factory=list)  # MLP hidden units
+  head: int | None = None
+  key: str = ""  # structural hash, for ordering
+  inputs: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # role -> node indices
+
+
+def nz_rows(w: np.ndarray) -> list[int]:
+  return [int(i) for i in np.flatnonzero(np.abs(w).sum(1) > 0)]
+
+
+def nz_cols(w: np.ndarray) -> list[int]:
+  return [int(i) for i in np.flatnonzero(np.abs(w).sum(0) > 0)]
+
+
+def embedding_nodes(params, input_encoding, settings) -> tuple[list[Node], dict]:
+  """The tokens and indices nodes, and the special dims {"one", "bos", "pad"}."""
+  tok = np.asarray(params["token_embed"]["embeddings"])
+  pos = np.asarray(params["pos_embed"]["embeddings"])
+  if tok.ndim != 2 or pos.ndim != 2 or tok.shape[1] != pos.shape[1]:
+    raise NotTracrError("embeddings have inconsistent shapes")
+  ones = [j for j in range(tok.shape[1]) if np.all(tok[:, j] == 1)]
+  one = ones[0] if ones else None
+  row_dim = {}
+  for token, row in input_encoding.items():
+    if not isinstance(row, int) or not 0 <= row < tok.shape[0]:
+      raise NotTracrError("input encoding does not match the token embedding")
+    cols = [j for j in np.flatnonzero(tok[row]) if j != one]
+    if len(cols) != 1:
+      raise NotTracrError("token embedding rows are not one-hot")
+    row_dim[token] = int(cols[0])
+  bos = row_dim.get(settings.compiler_bos)
+  if bos is None:
+    raise NotTracrError("no BOS token in the input encoding")
+  vocab_dims = sorted(d for t, d in row_dim.items() if t not in (settings.compiler_bos, settings.compiler_pad))
+  index_dims = []
+  for i in range(1, pos.shape[0]):
+    nz = np.flatnonzero(pos[i])
+    if len(nz) != 1:
+      raise NotTracrError("position embedding rows are not one-hot")
+    index_dims.append(int(nz[0]))
+  special = {"one": one, "bos": bos, "pad": row_dim.get(settings.compiler_pad)}
+  return [Node("tokens", -1, vocab_dims), Node("indices", -1, index_dims)], special
+
+
+def head_nodes(params, layer: int, num_heads: int, key_size: int) -> list[Node]:
+  p = f"transformer/layer_{layer}/attn"
+  q, k, v, o = (np.asarray(params[f"{p}/{n}"]["w"]) for n in ("query", "key", "value", "linear"))
+  heads = []
+  for h in range(num_heads):
+    cols = slice(h * key_size, (h + 1) * key_size)
+    writes = nz_cols(o[cols])
+    if writes:
+      heads.append(Node("head", layer, writes, head=h, reads={
+          "query": nz_rows(q[:, cols]), "key": nz_rows(k[:, cols]), "value": nz_rows(v[:, cols])}))
+  return heads
+
+
+def _atoms(w1: np.ndarray, w2: np.ndarray) -> list[list[int]]:
+  """Groups of units that must belong to one op, in unit order (union-find).
+
+  Units that write a common dimension are joined; a unit that writes nothing
+  (a discretising MLP's "start" unit may not) joins the unit before it.
+  """
+  active = [u for u in range(w1.shape[1]) if np.any(w1[:, u]) or np.any(w2[u])]
+  parent = {u: u for u in active}
+
+  def find(u):
+    while parent[u] != u:
+      parent[u] = parent[parent[u]]
+      u = parent[u]
+    return u
+
+  first_writer: dict[int, int] = {}
+  for prev, u in zip([None] + active, active):
+    outs = [int(d) for d in np.flatnonzero(w2[u])]
+    if not outs and prev is not None:
+      parent[find(u)] = find(prev)
+    for d in outs:
+      if d in first_writer:
+        parent[find(u)] = find(first_writer[d])
+      else:
+        first_writer[d] = u
+  groups: dict[int, list[int]] = {}
+  for u in active:
+    groups.setdefault(find(u), []).append(u)
+  return sorted(groups.values())
+
+
+def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list[int]], special,
+              heads: list[Node]) -> tuple[list[Node], list[Node]]:
+  """Splits the layer's MLP into op nodes; returns (mlp nodes, selector-width nodes)."""
+  p = f"transformer/layer_{layer}/mlp"
+  w1, w2 = np.asarray(params[f"{p}/linear_1"]["w"]), np.asarray(params[f"{p}/linear_2"]["w"])
+  one = special["one"]
+  atoms = _atoms(w1, w2)
+  head_dims = {d: h for h in heads for d in h.writes}
+
+  def signature(atom):
+    """(blocks read, reads `one`, cover items) of an atom; items None if not a table."""
+    reads = [int(d) for d in np.flatnonzero(np.abs(w1[:, atom]).sum(1))]
+    blocks_read = tuple(sorted({writer.get(d, -1) for d in reads if d != one}))
+    items = set()
+    for u in atom:
+      dims = [int(d) for d in np.flatnonzero(w1[:, u]) if d != one]
+      by_block: dict[int, list[int]] = {}
+      for d in dims:
+        by_block.setdefault(writer.get(d, -1), []).append(d)
+      if -1 in by_block or not by_block:
+        return blocks_read, one in reads, None
+      if len(by_block) == 1:  # lookup unit: each input value it reads is one item
+        items |= {(d,) for d in dims}
+      elif all(len(v) == 1 for v in by_block.values()):  # pair unit (x, y)
+        items.add(tuple(by_block[b][0] for b in sorted(by_block)))
+      else:
+        return blocks_read, one in reads, None
+    return blocks_read, one in reads, items
+
+  # A categorical map or sequence map covers its input table exactly once, so
+  # a run of atoms with the same inputs is one op when together they cover it.
+  sigs = [signature(a) for a in atoms]
+  groups: list[list[int]] = []
+  i = 0
+  while i < len(atoms):
+    blocks_read, uses_one, items = sigs[i]
+    best = 1
+    if items is not None and -1 not in blocks_read:
+      full = 1
+      for b in blocks_read:
+        full *= len(blocks[b])
+      covered: set = set()
+      for j in range(i, len(atoms)):
+        if sigs[j][:2] != (blocks_read, uses_one) or sigs[j][2] is None or sigs[j][2] & covered:
+          break
+        covered |= sigs[j][2]
+        if len(covered) == full:
+          best = j - i + 1
+          break
+    groups.append(sum(atoms[i:i + best], []))
+    i += best
+
+  mlps, sws = [], []
+  for units in groups:
+    writes = nz_cols(w2[units])
+    scratch = [d for d in writes if d in head_dims]
+    node = Node("mlp", layer, [d for d in writes if d not in head_dims], units=units,
+                reads={"mlp": nz_rows(w1[:, units])})
+    if scratch:  # SelectorWidth: this MLP cleans the dimension its head wrote
+      head = head_dims[scratch[0]]
+      node = Node("selector_width", layer, node.writes, units=units, head=head.head, reads={
+          "query": head.reads["query"], "key": head.reads["key"], "value": head.reads["value"],
+          "mlp": node.reads["mlp"], "scratch": head.writes})
+      heads.remove(head)
+      sws.append(node)
+    else:
+      mlps.append(node)
+  return mlps, sws

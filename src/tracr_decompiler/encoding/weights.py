@@ -1,0 +1,233 @@
+"""Compiled weights -> a small graph of computation nodes (the encoder's input).
+
+Tracr weights are sparse and blocky: each SOp owns a block of residual
+dimensions, written by exactly one attention head or one group of MLP hidden
+units (a SelectorWidth by a head plus the MLP that cleans up its scratch
+dimension). So instead of flattening millions of mostly-zero floats we read
+the weights as a graph:
+
+  nodes  "tokens", "indices" (the embeddings) and one node per writer group,
+         i.e. one node per SOp of the program;
+  edges  which node reads which node's block, and in which role (query, key,
+         value, first/second MLP input);
+  features  the node's own weights in *local* coordinates: rows and columns
+         restricted to its input and output blocks, each block in value order.
+
+Naming invariance: a user's SOp names permute whole blocks (and heads and MLP
+unit groups), never the order inside one. Local coordinates undo those
+permutations, and nodes are ordered by (layer, sublayer, a structural hash of
+their weights and inputs), which is computed from the weights alone. So the
+same program compiled under any names gives identical encoder input
+(`weights_test.py` checks this).
+
+Shapes: K = MAX_BLOCK (values per block), H = MAX_HIDDEN (units per MLP group).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from tracr_decompiler.encoding import nodes as nodes_lib
+from tracr_decompiler.encoding.nodes import Node, NotTracrError
+
+MAX_BLOCK = 16  # values per SOp block kept (more are truncated)
+MAX_HIDDEN = 128  # hidden units per MLP group kept
+KINDS = ("tokens", "indices", "head", "mlp", "selector_width")
+# Edge roles, from reader to the node it reads; REVERSE_OFFSET + role for the other direction.
+ROLES = ("query", "key", "value", "first", "second")
+NUM_RELATIONS = 2 * len(ROLES) + 1  # + "self"
+_K, _H = MAX_BLOCK, MAX_HIDDEN
+FEATURE_LAYOUT = {  # name -> shape, concatenated in this order
+    "w1": (2 * _K + 1, _H),  # MLP input rows: first block, second block, `one`
+    "w1_bias": (_H,),  # the `one` row again, linearly scaled (thresholds of numerical MLPs)
+    "w2": (_H, _K),
+    "qk": (_K + 1, _K + 1),  # query rows (+ `one`) x key cols (+ BOS)
+    "ov": (_K + 1, _K),  # value rows (+ BOS) x output cols
+    "meta": (8,),
+    "out_values": (_K,),  # the model's output values, on the output node only
+}
+FEATURE_DIM = sum(int(np.prod(s)) for s in FEATURE_LAYOUT.values())
+
+
+@dataclasses.dataclass
+class WeightGraph:
+  """Encoder input for one compiled model."""
+  features: np.ndarray  # [S, FEATURE_DIM] float32
+  kinds: np.ndarray  # [S] index into KINDS
+  layers: np.ndarray  # [S] layer (-1 for embeddings)
+  relations: np.ndarray  # [S, S, NUM_RELATIONS] 0/1: relation of node i to node j
+  is_output: np.ndarray  # [S] 1 for the node writing the model's output
+  nodes: list[Node]  # analysis only (dims for aligning training targets)
+
+
+def _hash(*parts) -> str:
+  return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def _pad(a: np.ndarray, shape) -> np.ndarray:
+  out = np.zeros(shape, np.float32)
+  a = a[tuple(slice(0, n) for n in shape)]
+  out[tuple(slice(0, n) for n in a.shape)] = a
+  return out
+
+
+def _rows(w: np.ndarray, dims: list[int], n: int) -> np.ndarray:
+  """Rows `dims` of w (at most n), zero-padded to n rows."""
+  return _pad(w[dims[:n]], (n, w.shape[1]))
+
+
+def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.ndarray:
+  """The node's weights in local coordinates (see FEATURE_LAYOUT)."""
+  f = {name: np.zeros(shape, np.float32) for name, shape in FEATURE_LAYOUT.items()}
+  one = [special["one"]] if special["one"] is not None else []
+  p = f"transformer/layer_{n.layer}"
+  if n.units:
+    w1 = np.asarray(params[f"{p}/mlp/linear_1"]["w"])[:, n.units]
+    w2 = np.asarray(params[f"{p}/mlp/linear_2"]["w"])[n.units]
+    if n.kind == "selector_width":
+      first, second = n.reads["scratch"], [special["bos"]]
+    else:
+      ins = n.inputs.get("mlp", [])
+      first = nodes[ins[0]].writes if ins else []
+      second = nodes[ins[1]].writes if len(ins) > 1 else []
+    rows = np.concatenate([_rows(w1, first, _K), _rows(w1, second, _K), _rows(w1, one, 1)])  # [2K+1, U]
+    out = _pad(w2[:, n.writes[:_K]], (w2.shape[0], _K))  # [U, K]
+    # Unit order inside an op can depend on names (SelectorWidth); sort units by
+    # their local weights so the order is canonical.
+    order = sorted(range(len(n.units)), key=lambda u: tuple(np.round(np.concatenate([rows[:, u], out[u]]), 5)))
+    rows, out = rows[:, order], out[order]
+    f["w1"] = _pad(np.arcsinh(rows), FEATURE_LAYOUT["w1"])
+    f["w1_bias"] = _pad(rows[-1] / 100.0, (_H,))
+    f["w2"] = _pad(np.arcsinh(out), FEATURE_LAYOUT["w2"])
+  if n.head is not None:
+    cols = slice(n.head * key_size, (n.head + 1) * key_size)
+    wq, wk, wv = (np.asarray(params[f"{p}/attn/{m}"]["w"]) for m in ("query", "key", "value"))
+    wo = np.asarray(params[f"{p}/attn/linear"]["w"])[cols]
+    qk = wq[:, cols] @ wk[:, cols].T  # [D, D] bilinear form query-dim x key-dim
+    ov = wv[:, cols] @ wo  # [D, D] value-dim -> output-dim
+    q_in, k_in, v_in = (n.inputs.get(r, []) for r in ("query", "key", "value"))
+    q_dims = (nodes[q_in[0]].writes[:_K] if q_in else [])
+    k_dims = (nodes[k_in[0]].writes[:_K] if k_in else [])
+    v_dims = (nodes[v_in[0]].writes[:_K] if v_in else [])
+    q_rows = _pad(qk[q_dims], (_K, qk.shape[1]))
+    q_rows = np.concatenate([q_rows, qk[one] if one else np.zeros((1, qk.shape[1]), np.float32)])
+    f["qk"] = np.arcsinh(np.concatenate([_pad(q_rows[:, k_dims], (_K + 1, _K)), q_rows[:, [special["bos"]]]], 1))
+    out_dims = n.reads["scratch"] if n.kind == "selector_width" else n.writes
+    v_rows = np.concatenate([_pad(ov[v_dims], (_K, ov.shape[1])), ov[[special["bos"]]]])
+    f["ov"] = np.arcsinh(_pad(v_rows[:, out_dims[:_K]], FEATURE_LAYOUT["ov"]))
+  kind_idx = KINDS.index(n.kind)
+  f["meta"][:] = [n.layer / 10.0, kind_idx == 2, kind_idx == 3, kind_idx == 4, len(n.writes) / _K,
+                  len(n.units) / _H, len(n.inputs.get("mlp", [])), len(n.writes) == 1]
+  return np.concatenate([a.ravel() for a in f.values()]).astype(np.float32)
+
+
+_RANK = {"tokens": 0, "indices": 1, "head": 2, "selector_width": 2, "mlp": 3}
+
+
+def _place(stage: list[Node], ordered: list[Node], feats: list, writer: dict, params, special,
+           key_size: int) -> None:
+  """Appends one stage's nodes in canonical order (by a hash of their local weights and inputs)."""
+  placed = []
+  for n in stage:
+    n.inputs = {role: sorted({writer[d] for d in dims if d in writer})
+                for role, dims in n.reads.items() if role != "scratch"}
+    feat = (_features(n, ordered, params, special, key_size) if n.layer >= 0
+            else np.zeros(FEATURE_DIM, np.float32))
+    input_keys = {role: [ordered[i].key for i in idx] for role, idx in n.inputs.items()}
+    n.key = _hash(_RANK[n.kind], n.kind, n.layer, len(n.writes), input_keys, np.round(feat, 4).tobytes())
+    placed.append((n, feat))
+  for n, feat in sorted(placed, key=lambda x: (_RANK[x[0].kind], x[0].key)):
+    for d in n.writes:
+      writer[d] = len(ordered)
+    ordered.append(n)
+    feats.append(feat)
+
+
+def _ordered_nodes(params, input_encoding, settings, num_layers, num_heads, key_size):
+  """All nodes in canonical order, with their features.
+
+  Canonical order: embeddings, then per layer its heads (selector-width nodes
+  included) then its MLP ops, each stage sorted by a structural hash. A node's
+  inputs are always placed before it, so its local features, and its hash, are
+  known when it is ordered; nothing depends on SOp names.
+  """
+  try:
+    layers = sorted({int(k.split("layer_")[1].split("/")[0]) for k in params if "layer_" in k})
+    if layers != list(range(num_layers)):
+      raise NotTracrError("layers are not numbered 0..n-1")
+    if np.asarray(params["transformer/layer_0/attn/query"]["w"]).shape[1] != num_heads * key_size:
+      raise NotTracrError("attention shapes do not match num_heads * key_size")
+    embeddings, special = nodes_lib.embedding_nodes(params, input_encoding, settings)
+    ordered, feats, writer = [], [], {}
+    for n in embeddings:
+      _place([n], ordered, feats, writer, params, special, key_size)
+    for layer in range(num_layers):
+      heads = nodes_lib.head_nodes(params, layer, num_heads, key_size)
+      # Provisional block ids for this layer's heads: the MLP may read them.
+      tmp_writer, blocks = dict(writer), {i: n.writes for i, n in enumerate(ordered)}
+      for k, h in enumerate(heads):
+        blocks[len(ordered) + k] = h.writes
+        tmp_writer.update({d: len(ordered) + k for d in h.writes})
+      mlps, sws = nodes_lib.mlp_nodes(params, layer, tmp_writer, blocks, special, heads)
+      _place(heads + sws, ordered, feats, writer, params, special, key_size)
+      _place(mlps, ordered, feats, writer, params, special, key_size)
+  except KeyError as e:
+    raise NotTracrError(f"missing parameter {e}") from None
+  except (IndexError, ValueError) as e:
+    if isinstance(e, NotTracrError):
+      raise
+    raise NotTracrError(f"unexpected weight structure: {e}") from None
+  return ordered, feats, special
+
+
+def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_size,
+                   output_dims=None, output_values=None) -> WeightGraph:
+  """Reads a compiled model's parameters into the encoder's graph input.
+
+  Args:
+    params: tracr's parameter dict (module -> {"w", "b"}), NumPy or JAX arrays.
+    input_encoding: token -> row of the token embedding (tracr's input encoder map).
+    settings: CompileSettings (BOS/PAD names).
+    output_dims / output_values: the residual dims and values of the model's
+      output (its unembedding), when known: they mark the output node.
+  Raises:
+    NotTracrError: if the weights do not have Tracr's structure.
+  """
+  ordered, feats, special = _ordered_nodes(params, input_encoding, settings, num_layers, num_heads, key_size)
+  s = len(ordered)
+  relations = np.zeros((s, s, NUM_RELATIONS), np.float32)
+  for i, n in enumerate(ordered):
+    relations[i, i, -1] = 1
+    roles = dict(n.inputs)
+    mlp_inputs = roles.pop("mlp", [])
+    if n.kind == "selector_width":
+      mlp_inputs = []
+    for r, idx in [("first", mlp_inputs[:1]), ("second", mlp_inputs[1:2])] + [
+        (r, roles.get(r, [])) for r in ("query", "key", "value")]:
+      for j in idx:
+        relations[i, j, ROLES.index(r)] = 1
+        relations[j, i, len(ROLES) + ROLES.index(r)] = 1
+  is_output = np.zeros(s, np.float32)
+  features = np.stack(feats)
+  if output_dims:
+    for i, n in enumerate(ordered):
+      if set(output_dims) <= set(n.writes) and n.layer >= 0:
+        is_output[i] = 1
+        if output_values:
+          vals = np.array([float(v) if isinstance(v, (int, float, bool, np.number)) else 0.0
+                           for v in output_values[:_K]], np.float32)
+          features[i, -_K:][:len(vals)] = np.tanh(vals / 4.0) + 0.01  # 0 means "no value"
+  if not any(n.layer >= 0 for n in ordered):
+    raise NotTracrError("no attention head or MLP writes anything")
+  return WeightGraph(features=features, kinds=np.array([KINDS.index(n.kind) for n in ordered]),
+                     layers=np.array([n.layer for n in ordered]), relations=relations,
+                     is_output=is_output, nodes=ordered)
+
+
+def encode_model(model) -> WeightGraph:
+  """encode_weights for a CompiledModel."""
+  return encode_weights(model.params, model.input_encoding, model.settings, model.num_layers,
+                        model.num_heads, model.key_size, model.output_dims, model.output_values)

@@ -1,0 +1,155 @@
+"""The decompiler: an encoder over compiled weights, two ways to decode programs.
+
+Shapes: B batch, S nodes (graph mode) or line slots, T weight chunks (flat
+mode), L target tokens, D d_model, R relation types, H attention heads.
+
+Graph mode (default): one token per computation node (encoding/weights.py).
+Nodes carry no positional identity from residual order; structure enters as a
+learned attention bias per relation type (who reads whom, in which role), as
+in Graphormer. Flat mode: the paper's baseline, all parameters flattened and
+cut into chunks with positional embeddings.
+
+Decoding:
+  NAR  each node (graph mode) or learned line slot (flat mode) predicts its
+       line's op, encoding, function and argument pointers at once;
+  AR   a causal transformer decoder writes the line tokens one by one,
+       cross-attending to the encoder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tracr_decompiler.encoding import programs
+from tracr_decompiler.model.config import ModelConfig
+
+NEG = -1e9
+
+
+class GraphEncoder(nn.Module):
+  """Node features + relation-biased self-attention."""
+
+  def __init__(self, cfg: ModelConfig):
+    super().__init__()
+    self.cfg = cfg
+    self.proj = nn.Sequential(nn.Linear(cfg.feature_dim, cfg.d_model), nn.GELU(),
+                              nn.Linear(cfg.d_model, cfg.d_model))
+    self.kind = nn.Embedding(cfg.num_kinds, cfg.d_model)
+    self.layer = nn.Embedding(cfg.max_layers + 1, cfg.d_model)
+    self.output = nn.Embedding(2, cfg.d_model)
+    self.node_pos = nn.Embedding(cfg.max_nodes, cfg.d_model)  # canonical node order (from weights, not names)
+    self.rel_bias = nn.Linear(cfg.num_relations, cfg.n_heads, bias=False)
+    layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout,
+                                       activation="gelu", batch_first=True, norm_first=True)
+    self.blocks = nn.TransformerEncoder(layer, cfg.n_encoder_layers, enable_nested_tensor=False)
+    self.norm = nn.LayerNorm(cfg.d_model)
+
+  def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    feats, mask = batch["features"], batch["node_mask"]  # [B, S, F], [B, S]
+    b, s, _ = feats.shape
+    pos = torch.arange(s, device=feats.device).clamp(max=self.cfg.max_nodes - 1)
+    x = (self.proj(feats) + self.kind(batch["kinds"]) + self.layer(batch["layers"].clamp(0, self.cfg.max_layers))
+         + self.output(batch["is_output"].long()) + self.node_pos(pos)[None])
+    bias = self.rel_bias(batch["relations"]).permute(0, 3, 1, 2)  # [B, H, S, S]
+    bias = bias.masked_fill(~mask[:, None, None, :], NEG)
+    x = self.blocks(x, mask=bias.reshape(b * self.cfg.n_heads, s, s))
+    return self.norm(x), mask
+
+
+class FlatEncoder(nn.Module):
+  """The baseline: flattened parameters in fixed-size chunks."""
+
+  def __init__(self, cfg: ModelConfig):
+    super().__init__()
+    self.proj = nn.Linear(cfg.flat_chunk, cfg.d_model)
+    self.pos = nn.Embedding(cfg.flat_max_tokens, cfg.d_model)
+    layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout,
+                                       activation="gelu", batch_first=True, norm_first=True)
+    self.blocks = nn.TransformerEncoder(layer, cfg.n_encoder_layers, enable_nested_tensor=False)
+    self.norm = nn.LayerNorm(cfg.d_model)
+
+  def forward(self, batch):
+    x, mask = batch["flat"], batch["flat_mask"]  # [B, T, chunk], [B, T]
+    x = self.proj(x) + self.pos(torch.arange(x.shape[1], device=x.device))[None]
+    x = self.blocks(x, src_key_padding_mask=~mask)
+    return self.norm(x), mask
+
+
+class LineHeads(nn.Module):
+  """Per-line classifiers and argument pointers (non-autoregressive)."""
+
+  def __init__(self, cfg: ModelConfig):
+    super().__init__()
+    d = cfg.d_model
+    self.op, self.enc, self.fn = nn.Linear(d, cfg.n_ops), nn.Linear(d, cfg.n_encodings), nn.Linear(d, cfg.n_fns)
+    self.query = nn.Linear(d, programs.MAX_ARGS * d)
+    self.key = nn.Linear(d, d)
+    self.rel = nn.Linear(cfg.num_relations, programs.MAX_ARGS, bias=False)
+
+  def forward(self, h, relations=None):
+    b, s, d = h.shape
+    q = self.query(h).view(b, s, programs.MAX_ARGS, d)
+    scores = torch.einsum("bikd,bjd->bikj", q, self.key(h)) / math.sqrt(d)  # [B, S, A, S]
+    if relations is not None:
+      scores = scores + self.rel(relations).permute(0, 1, 3, 2)  # [B, S, S, A] -> [B, S, A, S]
+    earlier = torch.ones(s, s, dtype=torch.bool, device=h.device).tril(-1)  # args precede their line
+    scores = scores.masked_fill(~earlier[None, :, None, :], NEG)
+    return {"op": self.op(h), "enc": self.enc(h), "fn": self.fn(h), "args": scores}
+
+
+class Decompiler(nn.Module):
+
+  def __init__(self, cfg: ModelConfig):
+    super().__init__()
+    self.cfg = cfg
+    self.encoder = GraphEncoder(cfg) if cfg.input_mode == "graph" else FlatEncoder(cfg)
+    dec_layer = nn.TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+    self.decoder = nn.TransformerDecoder(dec_layer, cfg.n_decoder_layers)
+    self.tok = nn.Embedding(cfg.ar_vocab, cfg.d_model)
+    self.tok_pos = nn.Embedding(cfg.max_target_len + 1, cfg.d_model)
+    self.lm_head = nn.Linear(cfg.d_model, cfg.ar_vocab)
+    self.slots = nn.Embedding(cfg.max_nodes, cfg.d_model)  # flat mode's NAR line queries
+    self.heads = LineHeads(cfg)
+
+  def encode(self, batch):
+    return self.encoder(batch)
+
+  def nar(self, memory, mask, batch) -> dict[str, torch.Tensor]:
+    """Per-line logits for S lines: graph nodes, or flat mode's learned slots."""
+    if self.cfg.input_mode == "graph":
+      return self.heads(memory, batch["relations"])
+    s = batch["op"].shape[1] if "op" in batch else self.cfg.max_nodes
+    slots = self.slots(torch.arange(s, device=memory.device))[None].expand(memory.shape[0], -1, -1)
+    h = self.decoder(slots, memory, memory_key_padding_mask=~mask)
+    return self.heads(h)
+
+  def ar_logits(self, memory, mask, tokens):
+    """Next-token logits for decoder input `tokens` [B, L] (BOS first)."""
+    l = tokens.shape[1]
+    x = self.tok(tokens) + self.tok_pos(torch.arange(l, device=tokens.device))[None]
+    causal = torch.triu(torch.full((l, l), float("-inf"), device=tokens.device), 1)
+    h = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=~mask)
+    return self.lm_head(h)
+
+  def forward(self, batch, mode: str = "both") -> dict[str, torch.Tensor]:
+    """Losses for a training batch; mode "nar", "ar" or "both"."""
+    memory, mask = self.encode(batch)
+    out = {}
+    if mode in ("nar", "both"):
+      logits = self.nar(memory, mask, batch)
+      loss = sum(F.cross_entropy(logits[k].flatten(0, -2).float(), batch[k].flatten(), ignore_index=programs.IGNORE)
+                 for k in ("op", "enc", "fn"))
+      loss = loss + F.cross_entropy(logits["args"].flatten(0, -2).float(), batch["args"].flatten(),
+                                    ignore_index=programs.IGNORE)
+      out["nar_loss"] = loss
+    if mode in ("ar", "both"):
+      logits = self.ar_logits(memory, mask, batch["ar_in"])
+      out["ar_loss"] = F.cross_entropy(logits.flatten(0, 1).float(), batch["ar_out"].flatten(),
+                                       ignore_index=programs.PAD)
+    out["loss"] = sum(v for k, v in out.items())
+    return out

@@ -1,0 +1,172 @@
+"""Dataset rows -> training examples (cached) -> padded batches.
+
+Features are computed once per dataset split and cached as a NumPy .npz
+(no pickle) in the run folder: node features are ~1 % non-zero, so they are
+stored sparse and densified per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import pathlib
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tracr_decompiler.dataset import reader, rows
+from tracr_decompiler.encoding import flat, programs, weights
+
+
+@dataclasses.dataclass
+class Example:
+  feat_idx: np.ndarray  # flat indices of non-zero features in [S, F]
+  feat_val: np.ndarray
+  kinds: np.ndarray  # [S]
+  layers: np.ndarray  # [S]
+  relations: np.ndarray  # [S, S, R] uint8
+  is_output: np.ndarray  # [S]
+  op: np.ndarray  # [S]
+  enc: np.ndarray
+  fn: np.ndarray
+  args: np.ndarray  # [S, MAX_ARGS]
+  ar: np.ndarray  # [L]
+  n_sops: int
+  row_index: int  # position in the split (to find the source program again)
+
+  @property
+  def size(self) -> int:
+    return len(self.kinds)
+
+
+def example_from_row(row: dict, index: int) -> Example | None:
+  """None if the graph and the program cannot be aligned (rare; see nodes.py)."""
+  model = rows.model_from_row(row)
+  try:
+    graph = weights.encode_model(model)
+    t = programs.targets(graph, rows.program_from_row(row), model.residual_labels)
+  except (programs.AlignmentError, weights.NotTracrError):
+    return None
+  if len(graph.nodes) > programs.MAX_NODES:
+    return None
+  idx = np.flatnonzero(graph.features)
+  return Example(idx.astype(np.int32), graph.features.ravel()[idx].astype(np.float32), graph.kinds, graph.layers,
+                 graph.relations.astype(np.uint8), graph.is_output, t["op"], t["enc"], t["fn"], t["args"],
+                 programs.ar_sequence(t), row["n_sops"], index)
+
+
+def _work(args):
+  row, index = args
+  return example_from_row(row, index)
+
+
+_FIELDS = ("feat_idx", "feat_val", "kinds", "layers", "relations", "is_output", "op", "enc", "fn", "args", "ar")
+
+
+def save_examples(examples: list[Example], path: pathlib.Path) -> None:
+  arrays = {}
+  for f in _FIELDS:
+    parts = [getattr(e, f) for e in examples]
+    arrays[f] = np.concatenate([p.reshape(-1) for p in parts]) if parts else np.zeros(0)
+    arrays[f + "_len"] = np.array([p.size for p in parts], np.int64)
+  arrays["sizes"] = np.array([e.size for e in examples], np.int64)
+  arrays["n_sops"] = np.array([e.n_sops for e in examples], np.int64)
+  arrays["row_index"] = np.array([e.row_index for e in examples], np.int64)
+  tmp = path.with_name(path.name + ".tmp.npz")
+  np.savez(tmp, **arrays)
+  tmp.replace(path)
+
+
+def load_examples(path: pathlib.Path) -> list[Example]:
+  data = np.load(path, allow_pickle=False)
+  sizes = data["sizes"]
+  out = [dict() for _ in sizes]
+  for f in _FIELDS:
+    offsets = np.concatenate([[0], np.cumsum(data[f + "_len"])])
+    flat_arr = data[f]
+    for i, s in enumerate(sizes):
+      a = flat_arr[offsets[i]:offsets[i + 1]]
+      if f == "relations":
+        a = a.reshape(s, s, -1)
+      elif f == "args":
+        a = a.reshape(s, programs.MAX_ARGS)
+      out[i][f] = a
+  return [Example(**d, n_sops=int(n), row_index=int(r)) for d, n, r in zip(out, data["n_sops"], data["row_index"])]
+
+
+def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2,
+            limit: int | None = None, progress: bool = True) -> list[Example]:
+  """Featurised examples of one split, from the cache when it is there."""
+  m = reader.manifest(data_dir)
+  cache = cache_dir / f"examples-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
+  if cache.exists():
+    return load_examples(cache)
+  table = reader.read_split(data_dir, split, limit=limit)
+  jobs = [(r, i) for i, r in enumerate(table)]
+  bar = tqdm(total=len(jobs), desc=f"featurise {split}", disable=not progress, unit="prog")
+  results = []
+  if workers > 1 and len(jobs) > 200:
+    with mp.get_context("spawn").Pool(workers) as pool:
+      for ex in pool.imap(_work, jobs, chunksize=64):
+        results.append(ex)
+        bar.update()
+  else:
+    for job in jobs:
+      results.append(_work(job))
+      bar.update()
+  bar.close()
+  examples = [e for e in results if e is not None]
+  cache_dir.mkdir(parents=True, exist_ok=True)
+  save_examples(examples, cache)
+  return examples
+
+
+def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
+  """Pads a list of examples into a graph-mode batch (with NAR and AR targets)."""
+  b, s = len(examples), max(e.size for e in examples)
+  r = examples[0].relations.shape[-1]
+  feats = np.zeros((b, s, weights.FEATURE_DIM), np.float32)
+  kinds, layers = np.zeros((b, s), np.int64), np.zeros((b, s), np.int64)
+  rel = np.zeros((b, s, s, r), np.float32)
+  is_out, mask = np.zeros((b, s), np.float32), np.zeros((b, s), bool)
+  op, enc, fn = (np.full((b, s), programs.IGNORE, np.int64) for _ in range(3))
+  args = np.full((b, s, programs.MAX_ARGS), programs.IGNORE, np.int64)
+  l = max(len(e.ar) for e in examples)
+  ar_in, ar_out = np.full((b, l), programs.PAD, np.int64), np.full((b, l), programs.PAD, np.int64)
+  for i, e in enumerate(examples):
+    n = e.size
+    view = feats[i, :n].reshape(-1)
+    view[e.feat_idx] = e.feat_val
+    kinds[i, :n], layers[i, :n] = e.kinds, e.layers + 1
+    rel[i, :n, :n] = e.relations
+    is_out[i, :n], mask[i, :n] = e.is_output, True
+    op[i, :n], enc[i, :n], fn[i, :n], args[i, :n] = e.op, e.enc, e.fn, e.args
+    ar_in[i, 0] = programs.BOS
+    ar_in[i, 1:len(e.ar)] = e.ar[:-1]
+    ar_out[i, :len(e.ar)] = e.ar
+  t = lambda a: torch.from_numpy(a)
+  return {"features": t(feats), "kinds": t(kinds), "layers": t(layers), "relations": t(rel),
+          "is_output": t(is_out), "node_mask": t(mask), "op": t(op), "enc": t(enc), "fn": t(fn),
+          "args": t(args), "ar_in": t(ar_in), "ar_out": t(ar_out)}
+
+
+def graph_batch(graph: weights.WeightGraph) -> dict[str, torch.Tensor]:
+  """Inference batch of one graph (no targets)."""
+  s = len(graph.nodes)
+  t = torch.from_numpy
+  return {"features": t(graph.features)[None], "kinds": t(graph.kinds.astype(np.int64))[None],
+          "layers": t(graph.layers.astype(np.int64) + 1)[None], "relations": t(graph.relations)[None],
+          "is_output": t(graph.is_output)[None], "node_mask": torch.ones(1, s, dtype=torch.bool)}
+
+
+def add_flat(batch: dict[str, torch.Tensor], models, cfg) -> dict[str, torch.Tensor]:
+  """Adds the flat baseline's input (flattened, chunked parameters) to a batch."""
+  chunks = [flat.flatten_params(m.params, cfg.flat_chunk, cfg.flat_max_tokens) for m in models]
+  t = max(len(c) for c in chunks)
+  x = np.zeros((len(chunks), t, cfg.flat_chunk), np.float32)
+  mask = np.zeros((len(chunks), t), bool)
+  for i, c in enumerate(chunks):
+    x[i, :len(c)], mask[i, :len(c)] = c, True
+  batch["flat"], batch["flat_mask"] = torch.from_numpy(x), torch.from_numpy(mask)
+  return batch

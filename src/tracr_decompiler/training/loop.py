@@ -1,0 +1,232 @@
+"""Training: AdamW, warmup + cosine, clipping, validation, atomic checkpoints, resume.
+
+Single process:   tracr-decompiler train --data data/main --out runs/main
+Several GPUs:     torchrun --standalone --nproc_per_node=4 -m tracr_decompiler.cli train --data ... --out ...
+DDP is detected from RANK; every rank trains on its own slice of each batch
+order, and only rank 0 validates, logs and saves. Killing the run (kill -9
+included) and rerunning the same command resumes from the last checkpoint,
+with the optimizer, the step and the data order.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tracr_decompiler.decompiling import decode
+from tracr_decompiler.encoding import programs
+from tracr_decompiler.model.config import ModelConfig
+from tracr_decompiler.model.model import Decompiler
+from tracr_decompiler.training import checkpoint, data
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  data: str = "data/main"
+  out: str = "runs/main"
+  mode: str = "both"  # "nar", "ar" or "both" (one encoder, both decoders)
+  steps: int = 6000
+  batch_size: int = 32
+  lr: float = 5e-4
+  min_lr: float = 2e-5
+  warmup: int = 200
+  weight_decay: float = 0.01
+  grad_clip: float = 1.0
+  eval_every: int = 250
+  eval_examples: int = 500  # validation programs for NAR exact match (AR uses a fifth)
+  seed: int = 0
+  threads: int = 2  # CPU threads (this machine has 2 cores)
+  bf16: bool = True  # bf16 autocast (CPU and CUDA)
+  limit: int | None = None  # use only the first N training programs
+  max_minutes: float | None = None  # stop (and checkpoint) after this much wall time
+
+  def __post_init__(self):
+    if self.mode not in ("nar", "ar", "both"):
+      raise ValueError(f"mode must be nar, ar or both, got {self.mode!r}")
+    if self.steps < 1 or self.batch_size < 1:
+      raise ValueError("steps and batch_size must be positive")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+  if step < cfg.warmup:  # 1) linear warmup
+    return cfg.lr * (step + 1) / cfg.warmup
+  progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))  # 2) cosine decay to min_lr
+  return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _device() -> torch.device:
+  if torch.cuda.is_available():
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+  return torch.device("cpu")
+
+
+def _to(batch, device):
+  return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mode: str,
+                     bf16: bool = True, ar_limit: int | None = None) -> dict[str, float]:
+  """Teacher-forced field/token accuracy and greedy exact match on `examples`."""
+  model.eval()
+  stats = {"fields": 0, "fields_ok": 0, "nar_exact": 0, "n": 0, "ar_tokens": 0, "ar_tokens_ok": 0,
+           "ar_exact": 0, "ar_n": 0}
+  for start in range(0, len(examples), 64):
+    chunk = examples[start:start + 64]
+    batch = _to(data.collate(chunk), device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+      memory, mask = model.encode(batch)
+      if mode in ("nar", "both"):
+        logits = model.nar(memory, mask, batch)
+    if mode in ("nar", "both"):
+      pred = {k: logits[k].float().argmax(-1) for k in ("op", "enc", "fn", "args")}
+      for k in ("op", "enc", "fn", "args"):
+        valid = batch[k] != programs.IGNORE
+        stats["fields"] += int(valid.sum())
+        stats["fields_ok"] += int(((pred[k] == batch[k]) & valid).sum())
+      for i, e in enumerate(chunk):
+        truth = programs.program_from_fields(e.op, e.enc, e.fn, e.args)
+        s = e.size
+        cands = decode.nar_candidates({k: v[i:i + 1].float().cpu() for k, v in logits.items()}, s, k=1)
+        stats["nar_exact"] += int(bool(cands) and cands[0][1] == truth)
+        stats["n"] += 1
+    if mode in ("ar", "both"):
+      with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        ar = model.ar_logits(memory, mask, batch["ar_in"]).float()
+      valid = batch["ar_out"] != programs.PAD
+      stats["ar_tokens"] += int(valid.sum())
+      stats["ar_tokens_ok"] += int(((ar.argmax(-1) == batch["ar_out"]) & valid).sum())
+      for i, e in enumerate(chunk):
+        if ar_limit is not None and stats["ar_n"] >= ar_limit:
+          break
+        truth = programs.program_from_fields(e.op, e.enc, e.fn, e.args)
+        cands = decode.ar_beam(model, memory[i:i + 1].float(), mask[i:i + 1], e.size, beam=1)
+        stats["ar_exact"] += int(bool(cands) and cands[0][1] == truth)
+        stats["ar_n"] += 1
+  model.train()
+  out = {}
+  if stats["n"]:
+    out["field_acc"] = stats["fields_ok"] / max(1, stats["fields"])
+    out["nar_exact"] = stats["nar_exact"] / stats["n"]
+  if stats["ar_tokens"]:
+    out["ar_token_acc"] = stats["ar_tokens_ok"] / stats["ar_tokens"]
+    out["ar_exact"] = stats["ar_exact"] / max(1, stats["ar_n"])
+  return out
+
+
+def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bool = True) -> dict:
+  """Trains (or resumes) a run in cfg.out; returns the final validation metrics."""
+  ddp = "RANK" in os.environ
+  rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+  if ddp:
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+  master = rank == 0
+  device = _device()
+  torch.set_num_threads(cfg.threads)
+  out = pathlib.Path(cfg.out)
+  out.mkdir(parents=True, exist_ok=True)
+
+  state = checkpoint.load_trainer_state(out)
+  if state is not None:  # resume: the saved configs win, so the run stays one run
+    model_cfg = ModelConfig.from_json(state["model_config"])
+  if master:
+    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    (out / "argv.txt").write_text(" ".join(sys.argv) + "\n")
+
+  cache = out / "cache"
+  train_ex = data.prepare(cfg.data, "train", cache, limit=cfg.limit, progress=progress and master)
+  val_ex = data.prepare(cfg.data, "val", cache, progress=progress and master)[:cfg.eval_examples]
+  if not train_ex:
+    raise ValueError(f"no usable training programs in {cfg.data}")
+
+  torch.manual_seed(cfg.seed)
+  model = Decompiler(model_cfg).to(device)
+  opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+  step = 0
+  if state is not None:
+    checkpoint.load_weights(model, out / "last")
+    checkpoint.load_optimizer(opt, out / "last")
+    step = state["step"]
+  net = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
+
+  rng = np.random.default_rng([cfg.seed, 1])  # data order is a function of (seed, epoch)
+  per_epoch = max(1, len(train_ex) // cfg.batch_size)
+  start, metrics = time.time(), {}
+  bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and master))
+  log_path = out / "metrics.csv"
+  while step < cfg.steps:
+    epoch, pos = divmod(step, per_epoch)
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ex))
+    idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
+    idx = idx[rank::world]  # each rank its slice
+    batch = _to(data.collate([train_ex[i] for i in idx]), device)
+    for g in opt.param_groups:
+      g["lr"] = lr_at(cfg, step)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+      losses = net(batch, cfg.mode)
+    opt.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    step += 1
+    bar.update()
+    bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+    timed_out = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
+    if master and (step % cfg.eval_every == 0 or step == cfg.steps or timed_out):
+      metrics = evaluate_batches(model, val_ex, device, cfg.mode, cfg.bf16, ar_limit=len(val_ex) // 5)
+      row = {"step": step, "lr": lr_at(cfg, step), "loss": float(losses["loss"]),
+             **{k: float(v) for k, v in losses.items() if k != "loss"}, **metrics,
+             "minutes": (time.time() - start) / 60 + (state or {}).get("minutes", 0.0)}
+      _append_csv(log_path, row)
+      checkpoint.save(model, opt, model_cfg, out, step, row)
+      _plot(log_path, out / "training.png")
+      bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    if timed_out:
+      break
+  bar.close()
+  if ddp:
+    torch.distributed.destroy_process_group()
+  return metrics
+
+
+def _append_csv(path: pathlib.Path, row: dict) -> None:
+  rows = list(csv.DictReader(path.open())) if path.exists() else []
+  rows = [r for r in rows if int(r["step"]) < row["step"]]  # a resumed run overwrites its future
+  rows.append({k: str(v) for k, v in row.items()})
+  keys = list(dict.fromkeys(k for r in rows for k in r))
+  tmp = path.with_suffix(".tmp")
+  with tmp.open("w", newline="") as f:
+    w = csv.DictWriter(f, keys)
+    w.writeheader()
+    w.writerows(rows)
+  tmp.replace(path)
+
+
+def _plot(csv_path: pathlib.Path, png: pathlib.Path) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  rows = list(csv.DictReader(csv_path.open()))
+  steps = [int(r["step"]) for r in rows]
+  fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+  for key in ("nar_loss", "ar_loss"):
+    if rows and rows[0].get(key):
+      a.plot(steps, [float(r[key]) for r in rows], label=key)
+  a.set_yscale("log"); a.set_xlabel("step"); a.set_title("training loss"); a.legend()
+  for key in ("nar_exact", "field_acc", "ar_exact", "ar_token_acc"):
+    if rows and rows[0].get(key):
+      b.plot(steps, [float(r[key]) for r in rows], label=key)
+  b.set_ylim(0, 1); b.set_xlabel("step"); b.set_title("validation (greedy)"); b.legend()
+  fig.tight_layout()
+  fig.savefig(png, dpi=100)
+  plt.close(fig)
