@@ -89,6 +89,62 @@ def cmd_train(args) -> None:
 
 
 # ---------------------------------------------------------------------------
+# compile / decompile / evaluate
+
+
+def _read_text(path: str, limit: int = 1 << 20) -> str:
+  try:
+    with open(path, "rb") as f:
+      raw = f.read(limit + 1)
+  except OSError as e:
+    raise UserError(f"cannot read {path}: {e.strerror}") from None
+  if len(raw) > limit:
+    raise UserError(f"{path} is larger than {limit} bytes; not a RASP program")
+  try:
+    return raw.decode("utf-8")
+  except UnicodeDecodeError:
+    raise UserError(f"{path} is not UTF-8 text") from None
+
+
+def cmd_compile(args) -> None:
+  from tracr_decompiler.compiling import compiler, model_io
+  from tracr_decompiler.program import source
+  program = source.parse_source(_read_text(args.program))
+  settings = compiler.CompileSettings(vocab=args.vocab, max_seq_len=args.max_seq_len)
+  model = compiler.compile_program(program, settings)
+  out_dir = os.path.dirname(os.path.abspath(args.out))
+  _writable_dir(out_dir)
+  model_io.save_model(model, args.out)
+  print(f"compiled {len(program)} ops into {model.num_layers} layers "
+        f"(residual {len(model.residual_labels)}) -> {args.out}")
+
+
+def cmd_decompile(args) -> None:
+  from tracr_decompiler.compiling import model_io
+  from tracr_decompiler.decompiling.decompile import decompile
+  model = model_io.load_model(args.model)
+  result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
+                     verify=args.verify)
+  print(result.source, end="")
+  status = "verified" if result.verified else "UNVERIFIED"
+  print(f"# {status}: {result.verification} ({result.candidates_tried} candidates, {result.seconds:.2f} s)")
+
+
+def cmd_evaluate(args) -> None:
+  from tracr_decompiler.evaluation import lib_report, report
+  if args.lib:
+    summary = lib_report.evaluate_lib(args.checkpoint, out=args.out, beam=args.beam)
+    print(lib_report.markdown(summary), end="")
+    return
+  if not args.data:
+    raise UserError("--data is required (or use --lib)")
+  summary = report.evaluate_run(args.checkpoint, args.data, args.split, limit=args.limit, beam=args.beam,
+                                out=args.out, progress=not args.quiet)
+  print(report.markdown(summary), end="")
+  print(f"report written to {args.out}/report.md, report.json, by_n_sops.png")
+
+
+# ---------------------------------------------------------------------------
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
@@ -142,12 +198,32 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--quiet", action="store_true")
   p.set_defaults(func=cmd_train)
 
-  for register in _EXTRA_COMMANDS:
-    register(sub)
+  p = sub.add_parser("compile", help="compile a RASP source file to a model file (safetensors)")
+  p.add_argument("program", help="Python RASP source, as printed by `decompile` (parsed, never executed)")
+  p.add_argument("--out", required=True, help="output .safetensors file")
+  _add_settings(p)
+  p.set_defaults(func=cmd_compile)
+
+  p = sub.add_parser("decompile", help="decompile a compiled model file into RASP source")
+  p.add_argument("model", help="model file written by `tracr-decompiler compile`")
+  p.add_argument("--mode", choices=("nar", "ar"), default="nar")
+  p.add_argument("--beam", type=int, default=16, help="candidates to try")
+  p.add_argument("--checkpoint", default=None, help="decompiler weights (default: the shipped model)")
+  p.add_argument("--no-verify", dest="verify", action="store_false", help="skip checking against the model")
+  p.set_defaults(func=cmd_decompile)
+
+  p = sub.add_parser("evaluate", help="score a decompiler on a dataset split or on tracr's lib programs")
+  p.add_argument("--checkpoint", default=None, help="run folder or checkpoint (default: the shipped model)")
+  p.add_argument("--data", default=None)
+  p.add_argument("--split", default="test", choices=("train", "val", "test"))
+  p.add_argument("--limit", type=int, default=500)
+  p.add_argument("--beam", type=int, default=16)
+  p.add_argument("--lib", action="store_true", help="evaluate on tracr's hand-written lib programs")
+  p.add_argument("--out", default="reports/test")
+  p.add_argument("--quiet", action="store_true")
+  p.set_defaults(func=cmd_evaluate)
+
   return parser
-
-
-_EXTRA_COMMANDS: list = []  # later stages add their subcommands here (see bottom of file)
 
 
 def main(argv=None) -> int:
@@ -162,6 +238,10 @@ def main(argv=None) -> int:
   except KeyboardInterrupt:
     print("error: interrupted", file=sys.stderr)
     return 130
+  except Exception as e:  # a bug of ours: still one line, and say so
+    print(f"error: internal error ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})",
+          file=sys.stderr)
+    return 1
   return 0
 
 

@@ -55,6 +55,9 @@ def targets(graph: WeightGraph, program: ir.Program, residual_labels: list[str])
     raise AlignmentError("nodes and lines do not match")
   line_to_node = {"tokens": 0, "indices": 1}
   line_to_node.update({label_to_line[name].out: i for i, name in enumerate(names) if i >= 2})
+  # Order-free arguments follow node order, which the model sees (ir.order_symmetric).
+  program = ir.order_symmetric(program, lambda name: line_to_node[name])
+  label_to_line = {f"v{i:0{width}d}": line for i, line in enumerate(program.lines, 1)}
   s = len(names)
   op, enc, fn = (np.full(s, IGNORE, np.int64) for _ in range(3))
   args = np.full((s, MAX_ARGS), IGNORE, np.int64)

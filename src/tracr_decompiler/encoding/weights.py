@@ -10,8 +10,12 @@ the weights as a graph:
          i.e. one node per SOp of the program;
   edges  which node reads which node's block, and in which role (query, key,
          value, first/second MLP input);
-  features  the node's own weights in *local* coordinates: rows and columns
-         restricted to its input and output blocks, each block in value order.
+  features  the node's own weights in *local* coordinates (rows and columns
+         restricted to its input and output blocks, each block in value order):
+         for a head its QK and OV circuits; for an MLP the table of what it
+         computes, found by probing it with each input value (one-hot values
+         of categorical inputs; for numerical inputs, points between the
+         thresholds of its discretising units).
 
 Naming invariance: a user's SOp names permute whole blocks (and heads and MLP
 unit groups), never the order inside one. Local coordinates undo those
@@ -20,7 +24,7 @@ their weights and inputs), which is computed from the weights alone. So the
 same program compiled under any names gives identical encoder input
 (`weights_test.py` checks this).
 
-Shapes: K = MAX_BLOCK (values per block), H = MAX_HIDDEN (units per MLP group).
+Shapes: K = MAX_BLOCK (values per block kept; larger blocks are truncated).
 """
 
 from __future__ import annotations
@@ -33,17 +37,18 @@ import numpy as np
 from tracr_decompiler.encoding import nodes as nodes_lib
 from tracr_decompiler.encoding.nodes import Node, NotTracrError
 
+FEATURE_VERSION = 3  # bump when features change: cached training examples are keyed by it
 MAX_BLOCK = 16  # values per SOp block kept (more are truncated)
-MAX_HIDDEN = 128  # hidden units per MLP group kept
+MAX_HIDDEN = 128  # scale for the hidden-unit count feature
 KINDS = ("tokens", "indices", "head", "mlp", "selector_width")
 # Edge roles, from reader to the node it reads; REVERSE_OFFSET + role for the other direction.
 ROLES = ("query", "key", "value", "first", "second")
 NUM_RELATIONS = 2 * len(ROLES) + 1  # + "self"
 _K, _H = MAX_BLOCK, MAX_HIDDEN
 FEATURE_LAYOUT = {  # name -> shape, concatenated in this order
-    "w1": (2 * _K + 1, _H),  # MLP input rows: first block, second block, `one`
-    "w1_bias": (_H,),  # the `one` row again, linearly scaled (thresholds of numerical MLPs)
-    "w2": (_H, _K),
+    "table": (_K, _K, _K),  # MLP probed on its inputs: [first input value, second input value, output dim]
+    "probe_x": (_K,),  # probe points of a numerical first input (its value set, read from thresholds)
+    "probe_y": (_K,),  # same for the second input
     "qk": (_K + 1, _K + 1),  # query rows (+ `one`) x key cols (+ BOS)
     "ov": (_K + 1, _K),  # value rows (+ BOS) x output cols
     "meta": (8,),
@@ -74,9 +79,30 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
   return out
 
 
-def _rows(w: np.ndarray, dims: list[int], n: int) -> np.ndarray:
-  """Rows `dims` of w (at most n), zero-padded to n rows."""
-  return _pad(w[dims[:n]], (n, w.shape[1]))
+def _probes(w1: np.ndarray, dims: list[int], one: list[int]) -> tuple[np.ndarray, np.ndarray]:
+  """Residual vectors to probe an MLP input with, and their numerical values.
+
+  A categorical input is probed with each of its one-hot values. A numerical
+  input (a single dimension) is probed between the thresholds where its hidden
+  units switch (tracr's discretising MLPs put them between consecutive input
+  values), which recovers one probe per input value.
+  """
+  d = w1.shape[0]
+  if not dims:
+    return np.zeros((1, d), np.float32), np.zeros(0, np.float32)
+  if len(dims) > 1:
+    xs = np.zeros((min(len(dims), _K), d), np.float32)
+    xs[np.arange(len(xs)), dims[:_K]] = 1
+    return xs, np.zeros(0, np.float32)
+  w = w1[dims[0]]
+  c = w1[one[0]] if one else np.zeros_like(w)
+  t = np.sort(-c[w != 0] / w[w != 0])
+  clusters = [x for i, x in enumerate(t) if i == len(t) - 1 or t[i + 1] - x > 0.02]  # pairs of units 1/L apart
+  pts = (np.array([clusters[0] - 0.5] + [(a + b) / 2 for a, b in zip(clusters, clusters[1:])] + [clusters[-1] + 0.5])
+         if clusters else np.array([0.0]))[:_K]
+  xs = np.zeros((len(pts), d), np.float32)
+  xs[:, dims[0]] = pts
+  return xs, pts.astype(np.float32)
 
 
 def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.ndarray:
@@ -84,24 +110,19 @@ def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.
   f = {name: np.zeros(shape, np.float32) for name, shape in FEATURE_LAYOUT.items()}
   one = [special["one"]] if special["one"] is not None else []
   p = f"transformer/layer_{n.layer}"
-  if n.units:
-    w1 = np.asarray(params[f"{p}/mlp/linear_1"]["w"])[:, n.units]
-    w2 = np.asarray(params[f"{p}/mlp/linear_2"]["w"])[n.units]
-    if n.kind == "selector_width":
-      first, second = n.reads["scratch"], [special["bos"]]
-    else:
-      ins = n.inputs.get("mlp", [])
-      first = nodes[ins[0]].writes if ins else []
-      second = nodes[ins[1]].writes if len(ins) > 1 else []
-    rows = np.concatenate([_rows(w1, first, _K), _rows(w1, second, _K), _rows(w1, one, 1)])  # [2K+1, U]
-    out = _pad(w2[:, n.writes[:_K]], (w2.shape[0], _K))  # [U, K]
-    # Unit order inside an op can depend on names (SelectorWidth); sort units by
-    # their local weights so the order is canonical.
-    order = sorted(range(len(n.units)), key=lambda u: tuple(np.round(np.concatenate([rows[:, u], out[u]]), 5)))
-    rows, out = rows[:, order], out[order]
-    f["w1"] = _pad(np.arcsinh(rows), FEATURE_LAYOUT["w1"])
-    f["w1_bias"] = _pad(rows[-1] / 100.0, (_H,))
-    f["w2"] = _pad(np.arcsinh(out), FEATURE_LAYOUT["w2"])
+  if n.units and n.kind == "mlp":
+    w1 = np.asarray(params[f"{p}/mlp/linear_1"]["w"])[:, n.units]  # [D, U]
+    w2 = np.asarray(params[f"{p}/mlp/linear_2"]["w"])[n.units][:, n.writes[:_K]]  # [U, <=K]
+    ins = n.inputs.get("mlp", [])
+    xs, px = _probes(w1, nodes[ins[0]].writes if ins else [], one)
+    ys, py = _probes(w1, nodes[ins[1]].writes if len(ins) > 1 else [], one)
+    bias = np.zeros(w1.shape[0], np.float32)
+    if one:
+      bias[one[0]] = 1.0  # tracr sets `one` at every position
+    hidden = np.maximum((xs[:, None] + ys[None] + bias) @ w1, 0)  # [Px, Py, U]
+    f["table"] = _pad(np.arcsinh(hidden @ w2), FEATURE_LAYOUT["table"])
+    f["probe_x"] = _pad(np.arcsinh(px), (_K,))
+    f["probe_y"] = _pad(np.arcsinh(py), (_K,))
   if n.head is not None:
     cols = slice(n.head * key_size, (n.head + 1) * key_size)
     wq, wk, wv = (np.asarray(params[f"{p}/attn/{m}"]["w"]) for m in ("query", "key", "value"))
@@ -184,15 +205,15 @@ def _ordered_nodes(params, input_encoding, settings, num_layers, num_heads, key_
 
 
 def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_size,
-                   output_dims=None, output_values=None) -> WeightGraph:
+                   output_values=None) -> WeightGraph:
   """Reads a compiled model's parameters into the encoder's graph input.
 
   Args:
     params: tracr's parameter dict (module -> {"w", "b"}), NumPy or JAX arrays.
     input_encoding: token -> row of the token embedding (tracr's input encoder map).
     settings: CompileSettings (BOS/PAD names).
-    output_dims / output_values: the residual dims and values of the model's
-      output (its unembedding), when known: they mark the output node.
+    output_values: the values of the model's output SOp (tracr's output
+      encoder), when known; categorical outputs only.
   Raises:
     NotTracrError: if the weights do not have Tracr's structure.
   """
@@ -210,16 +231,15 @@ def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_
       for j in idx:
         relations[i, j, ROLES.index(r)] = 1
         relations[j, i, len(ROLES) + ROLES.index(r)] = 1
+  # Every compiled SOp reaches the output (tracr compiles only what the output
+  # uses), so the output is the unique deepest op: the last node in our order.
   is_output = np.zeros(s, np.float32)
+  is_output[-1] = 1
   features = np.stack(feats)
-  if output_dims:
-    for i, n in enumerate(ordered):
-      if set(output_dims) <= set(n.writes) and n.layer >= 0:
-        is_output[i] = 1
-        if output_values:
-          vals = np.array([float(v) if isinstance(v, (int, float, bool, np.number)) else 0.0
-                           for v in output_values[:_K]], np.float32)
-          features[i, -_K:][:len(vals)] = np.tanh(vals / 4.0) + 0.01  # 0 means "no value"
+  if output_values:  # the model's output encoder: the values of the output SOp
+    vals = np.array([float(v) if isinstance(v, (int, float, bool, np.number)) else 0.0
+                     for v in output_values[:_K]], np.float32)
+    features[-1, -_K:][:len(vals)] = np.tanh(vals / 4.0) + 0.01  # 0 means "no value"
   if not any(n.layer >= 0 for n in ordered):
     raise NotTracrError("no attention head or MLP writes anything")
   return WeightGraph(features=features, kinds=np.array([KINDS.index(n.kind) for n in ordered]),
@@ -230,4 +250,4 @@ def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_
 def encode_model(model) -> WeightGraph:
   """encode_weights for a CompiledModel."""
   return encode_weights(model.params, model.input_encoding, model.settings, model.num_layers,
-                        model.num_heads, model.key_size, model.output_dims, model.output_values)
+                        model.num_heads, model.key_size, model.output_values)

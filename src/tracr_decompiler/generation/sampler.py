@@ -136,6 +136,11 @@ class _Builder:
 
   def try_add(self, line: ir.Line) -> bool:
     env = {v.name: v for v in self.vars}
+    if line.op == "map":  # write the first of any registry functions that agree on these values
+      x = env[line.args[0]]
+      seen = np.unique(np.concatenate([v.data.ravel() for v in x.values.values()]))
+      seen = [evaluate.py_value(v, self.kind(x)) for v in seen[~np.isnan(seen)]]
+      line = dataclasses.replace(line, fn=registry.canonical_alias(line.fn, seen, self.kind(x)))
     try:
       values = {n: evaluate.eval_line(line, {a: env[a].values[n] for a in line.args})
                 for n in self.batches}

@@ -24,10 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tracr_decompiler.encoding import programs
+from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.model.config import ModelConfig
 
 NEG = -1e9
+# PyTorch's inference fast path for nn.TransformerEncoderLayer returns NaN for
+# some rows when given a per-head float attention mask (our relation bias);
+# the regular path is exact and costs little at our sizes.
+torch.backends.mha.set_fastpath_enabled(False)
+RELATION_READS = len(weights.ROLES)  # relation channels 0..4: "node i reads node j in role r"
 
 
 class GraphEncoder(nn.Module):
@@ -96,8 +101,11 @@ class LineHeads(nn.Module):
     scores = torch.einsum("bikd,bjd->bikj", q, self.key(h)) / math.sqrt(d)  # [B, S, A, S]
     if relations is not None:
       scores = scores + self.rel(relations).permute(0, 1, 3, 2)  # [B, S, S, A] -> [B, S, A, S]
-    earlier = torch.ones(s, s, dtype=torch.bool, device=h.device).tril(-1)  # args precede their line
-    scores = scores.masked_fill(~earlier[None, :, None, :], NEG)
+    allowed = torch.ones(s, s, dtype=torch.bool, device=h.device).tril(-1)[None]  # args precede their line
+    if relations is not None:  # and are nodes the line reads (when the weights show any)
+      reads = relations[..., :RELATION_READS].sum(-1) > 0  # [B, S, S]
+      allowed = torch.where(reads.any(-1, keepdim=True), reads & allowed, allowed)
+    scores = scores.masked_fill(~allowed[:, :, None, :], NEG)
     return {"op": self.op(h), "enc": self.enc(h), "fn": self.fn(h), "args": scores}
 
 

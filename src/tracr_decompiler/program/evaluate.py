@@ -48,7 +48,8 @@ def sample_inputs(vocab, max_seq_len: int, n: int, rng: np.random.Generator) -> 
   return [tuple(vocab[i] for i in rng.integers(0, len(vocab), size=k)) for k in lengths]
 
 
-def _py(v: float, kind: str):
+def py_value(v: float, kind: str):
+  """The Python value tracr's evaluator would hold for our float encoding."""
   if kind == registry.BOOL:
     return bool(v)
   if kind == registry.INT and float(v).is_integer():
@@ -87,7 +88,7 @@ def _apply(fn, columns: list[Values], encoding: str) -> Values:
         row.append(u[i])
       args.append(row[::-1])
     try:
-      results = [fn(*(_py(v, c.kind) for v, c in zip(row, columns))) for row in args]
+      results = [fn(*(py_value(v, c.kind) for v, c in zip(row, columns))) for row in args]
     except Exception as e:  # a user function failing on a value
       raise EvaluationError(f"function failed: {e}") from None
     if any(r is None or isinstance(r, str) for r in results):
@@ -154,16 +155,13 @@ def evaluate_batch(program: ir.Program, tokens: np.ndarray, all_lines: bool = Fa
 
 
 def _to_python(row: np.ndarray, kind: str) -> list:
-  return [None if np.isnan(v) else _py(v, kind) for v in row]
+  return [None if np.isnan(v) else py_value(v, kind) for v in row]
 
 
 def evaluate(program: ir.Program, inputs: list[tuple]) -> list[list]:
   """Outputs of `program` on each input (lists of Python values, None for None)."""
   outputs: list = [None] * len(inputs)
-  by_length: dict[int, list[int]] = {}
-  for i, seq in enumerate(inputs):
-    by_length.setdefault(len(seq), []).append(i)
-  for _, idx in sorted(by_length.items()):
+  for _, idx in sorted(_group_by_length(inputs).items()):
     result = evaluate_batch(program, np.array([inputs[i] for i in idx], dtype=float))
     for i, row in zip(idx, result.data):
       outputs[i] = _to_python(row, result.kind)
@@ -183,3 +181,33 @@ def same_outputs(xs: list[list], ys: list[list], tol: float = 1e-3) -> bool:
   """Whether two programs' outputs agree on every input and position."""
   return len(xs) == len(ys) and all(
       len(x) == len(y) and all(same_value(a, b, tol) for a, b in zip(x, y)) for x, y in zip(xs, ys))
+
+
+def with_canonical_aliases(program: ir.Program, inputs: list[tuple]) -> ir.Program:
+  """Map functions replaced by their first registry alias on the values they receive.
+
+  See registry.canonical_alias. Programs from the generator already are in
+  this form; older data and user programs may not be.
+  """
+  env: dict[str, list] = {}
+  for n, idx in _group_by_length(inputs).items():
+    values = evaluate_batch(program, np.array([inputs[i] for i in idx], dtype=float), all_lines=True)
+    for name, v in values.items():
+      env.setdefault(name, []).append(v)
+  lines = []
+  for line in program.lines:
+    if line.op == "map":
+      vs = env[line.args[0]]
+      seen = np.unique(np.concatenate([v.data.ravel() for v in vs]))
+      kind = vs[0].kind
+      line = dataclasses.replace(line, fn=registry.canonical_alias(
+          line.fn, [py_value(x, kind) for x in seen[~np.isnan(seen)]], kind))
+    lines.append(line)
+  return ir.Program(tuple(lines))
+
+
+def _group_by_length(inputs: list[tuple]) -> dict[int, list[int]]:
+  by_length: dict[int, list[int]] = {}
+  for i, seq in enumerate(inputs):
+    by_length.setdefault(len(seq), []).append(i)
+  return by_length

@@ -104,14 +104,49 @@ def _structure_keys(program: Program) -> dict[str, str]:
   return key
 
 
+def order_symmetric(program: Program, rank) -> Program:
+  """Puts the arguments of order-free lines in `rank` order (names and line order kept).
+
+  SequenceMaps of symmetric functions, and LinearSequenceMaps whose swapped
+  factors are in the registry, compute the same thing with their arguments
+  swapped (the compiled weights differ only by a permutation of hidden units),
+  so a canonical form must not depend on that order. `rank(name)` gives the
+  sort key of an argument.
+  """
+  lines = []
+  for line in program.lines:
+    a = line.args
+    if len(a) == 2 and rank(a[1]) < rank(a[0]):
+      if line.op == "sequence_map" and line.fn in registry.SYMMETRIC:
+        line = dataclasses.replace(line, args=(a[1], a[0]))
+      elif line.op == "linear_sequence_map" and registry.swapped_linear(line.fn):
+        line = dataclasses.replace(line, args=(a[1], a[0]), fn=registry.swapped_linear(line.fn))
+    lines.append(line)
+  return Program(tuple(lines))
+
+
+def _symmetric_normal_form(program: Program) -> Program:
+  """order_symmetric by structure keys, computed bottom-up so keys see ordered children."""
+  out = Program(program.lines)
+  for _ in range(len(program.lines)):  # keys of deeper lines settle after their inputs'
+    key = _structure_keys(out)
+    nxt = order_symmetric(out, lambda name: key[name])
+    if nxt == out:
+      break
+    out = nxt
+  return out
+
+
 def canonicalize(program: Program) -> Program:
   """Renames variables v1..vn and orders lines by (depth, structure).
 
   Lines are sorted by their longest-path depth (the layer tracr puts them in),
   ties broken by their expression tree, so programs that differ only in naming
-  or in the order of independent lines give the same result. Lines that do not
+  or in the order of independent lines give the same result; arguments of
+  order-free functions are sorted too (order_symmetric). Lines that do not
   reach the output are dropped.
   """
+  program = _symmetric_normal_form(program)
   used = program.used()
   depth, key = program.depths(), _structure_keys(program)
   order = sorted((line for line in program.lines if line.out in used),

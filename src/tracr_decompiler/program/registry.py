@@ -94,13 +94,22 @@ SEQUENCE_MAP_FUNCTIONS = (
 
 LINEAR_WEIGHTS = tuple(
     LinearWeights(f"lin_{a}_{b}".replace("-", "m"), a, b)
-    for a, b in ((1, 1), (1, -1), (-1, 1), (2, 1), (1, 2), (2, -1), (3, 1), (1, 3)))
+    for a, b in ((1, 1), (1, -1), (-1, 1), (2, 1), (1, 2), (2, -1), (-1, 2), (3, 1), (1, 3)))
 
 COMPARISONS = {c.name: c for c in rasp.Comparison}  # EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE
 
 FUNCTIONS = {f.name: f for f in MAP_FUNCTIONS + SEQUENCE_MAP_FUNCTIONS}
+# f(x, y) == f(y, x): the canonical form sorts these functions' arguments.
+SYMMETRIC = frozenset({"add", "mul", "max", "min", "eqxy", "and", "or"})
 LINEAR = {w.name: w for w in LINEAR_WEIGHTS}
 LINEAR_BY_FACTORS = {(w.fst, w.snd): w for w in LINEAR_WEIGHTS}
+
+
+def swapped_linear(name: str) -> str | None:
+  """The weights of LinearSequenceMap(y, x) equal to LinearSequenceMap(x, y, name)."""
+  w = LINEAR[name]
+  other = LINEAR_BY_FACTORS.get((w.snd, w.fst))
+  return other.name if other else None
 
 # Op kinds and encodings: the other fixed vocabularies of a program line.
 OPS = ("map", "sequence_map", "linear_sequence_map", "aggregate", "selector_width")
@@ -131,3 +140,25 @@ def normalize_lambda(source: str) -> str:
 
 
 BY_SOURCE = {normalize_lambda(f.source): f for f in FUNCTIONS.values()}
+
+
+def canonical_alias(name: str, values, kind: str) -> str:
+  """The first registry Map function that agrees with `name` on every value it receives.
+
+  Lambdas that agree on an SOp's whole value set compile to identical weights
+  (e.g. `not x` and `x == 0` on booleans), so the generator always writes the
+  first of them, and training targets are relabelled the same way.
+  """
+  values = sorted(values, key=float)
+
+  def table(f):
+    try:
+      return tuple(f.fn(v) for v in values)
+    except Exception:  # a registry function that does not apply to these values
+      return None
+
+  target = table(FUNCTIONS[name])
+  for f in MAP_FUNCTIONS:
+    if kind in f.accepts and table(f) == target:
+      return f.name
+  return name

@@ -8,6 +8,7 @@ stored sparse and densified per batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing as mp
 import pathlib
 
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.encoding import flat, programs, weights
+from tracr_decompiler.program import evaluate
 
 
 @dataclasses.dataclass
@@ -45,7 +47,8 @@ def example_from_row(row: dict, index: int) -> Example | None:
   model = rows.model_from_row(row)
   try:
     graph = weights.encode_model(model)
-    t = programs.targets(graph, rows.program_from_row(row), model.residual_labels)
+    program = evaluate.with_canonical_aliases(rows.program_from_row(row), _probe_inputs(model.settings))
+    t = programs.targets(graph, program, model.residual_labels)
   except (programs.AlignmentError, weights.NotTracrError):
     return None
   if len(graph.nodes) > programs.MAX_NODES:
@@ -54,6 +57,13 @@ def example_from_row(row: dict, index: int) -> Example | None:
   return Example(idx.astype(np.int32), graph.features.ravel()[idx].astype(np.float32), graph.kinds, graph.layers,
                  graph.relations.astype(np.uint8), graph.is_output, t["op"], t["enc"], t["fn"], t["args"],
                  programs.ar_sequence(t), row["n_sops"], index)
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_inputs(settings) -> list[tuple]:
+  """Inputs that show every value an SOp can take (all of them when there are few)."""
+  from tracr_decompiler.decompiling.verify import check_inputs
+  return check_inputs(settings)[0]
 
 
 def _work(args):
@@ -99,7 +109,7 @@ def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2
             limit: int | None = None, progress: bool = True) -> list[Example]:
   """Featurised examples of one split, from the cache when it is there."""
   m = reader.manifest(data_dir)
-  cache = cache_dir / f"examples-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
+  cache = cache_dir / f"examples-v{weights.FEATURE_VERSION}-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
   if cache.exists():
     return load_examples(cache)
   table = reader.read_split(data_dir, split, limit=limit)

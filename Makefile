@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test,ray]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## decompile tracr lib programs and fresh random programs with the shipped model
+	$(BIN)/python -m tracr_decompiler.demo
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)  ## generation/compile and training benchmarks
+	$(BIN)/python benchmarks/generation_bench.py
+	$(BIN)/python benchmarks/training_bench.py
+
+# Regenerate the data and retrain the shipped model from scratch (hours on 2 CPU cores).
+reproduce: $(STAMP)
+	bash scripts/reproduce.sh
+
+.PHONY: install demo test bench reproduce

@@ -1,0 +1,143 @@
+"""Weights -> RASP program: the user-facing entry point.
+
+Example usage:
+    >>> from tracr.compiler import compiling, lib
+    >>> model = compiling.compile_rasp_to_model(lib.make_hist(), {0, 1, 2, 3, 4}, 5, compiler_bos="BOS")
+    >>> result = tracr_decompiler.decompile(model)
+    >>> print(result.source)            # runs with tracr
+    >>> result.verified, result.verification
+    (True, 'same outputs on all 3905 inputs; weights identical')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+import time
+
+import torch
+
+from tracr_decompiler.compiling import model_io
+from tracr_decompiler.decompiling import decode
+from tracr_decompiler.decompiling.verify import Check, Verifier
+from tracr_decompiler.encoding import weights
+from tracr_decompiler.program import ir, source
+from tracr_decompiler.training import checkpoint, data
+
+PRETRAINED = pathlib.Path(__file__).resolve().parent.parent / "pretrained"
+
+
+@dataclasses.dataclass
+class DecompileResult:
+  program: ir.Program
+  source: str  # Python RASP source in tracr's API
+  line_confidence: list[float]  # probability of each line's fields under the model (NAR), canonical order
+  verified: bool  # True only if checked against the given model on every input tried
+  verification: str  # what was checked, in words
+  candidates_tried: int
+  seconds: float
+  mode: str
+  check: Check | None = None
+
+  def to_rasp(self):
+    """The program as tracr `rasp` objects (its output SOp)."""
+    from tracr_decompiler.program import to_rasp
+    return to_rasp.to_rasp(self.program)
+
+
+class DecompileError(ValueError):
+  """The input cannot be decompiled (not a Tracr model, too large, ...)."""
+
+
+@functools.lru_cache(maxsize=4)
+def load_decompiler(path: str | None = None):
+  """The shipped decompiler, or a checkpoint / run folder."""
+  folder = pathlib.Path(path) if path else PRETRAINED
+  if not (folder / "config.json").exists() and not (folder / "last").exists():
+    raise checkpoint.CheckpointError(f"no decompiler checkpoint at {folder}")
+  torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+  return checkpoint.load_decompiler(folder)
+
+
+def _describe(check: Check) -> str:
+  scope = f"all {check.inputs}" if check.exhaustive else f"{check.inputs} sampled"
+  text = f"same outputs on {scope} inputs"
+  if check.weights_identical is not None:
+    text += "; weights identical" if check.weights_identical else "; weights differ"
+  return text
+
+
+def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", beam: int = 16,
+              verify: bool = True) -> DecompileResult:
+  """Decompiles a compiled Tracr model into a RASP program.
+
+  Args:
+    model: a tracr AssembledTransformerModel, or our CompiledModel (e.g. from
+      `compiling.model_io.load_model`).
+    checkpoint_path: decompiler weights (default: the shipped model).
+    mode: "nar" (one pass, per-line predictions) or "ar" (autoregressive).
+    beam: candidates to consider; with `verify`, the first one that matches
+      the given model is returned.
+    verify: check candidates against the given model (see verify.py).
+
+  Returns:
+    DecompileResult; `verified` is True only after a successful check.
+  Raises:
+    DecompileError: if the weights are not a Tracr model this decompiler can read.
+  """
+  start = time.time()
+  compiled = model_io.as_compiled(model)
+  try:
+    graph = weights.encode_model(compiled)
+  except weights.NotTracrError as e:
+    raise DecompileError(f"not a Tracr-compiled model: {e}") from None
+  decompiler = load_decompiler(checkpoint_path)
+  s = len(graph.nodes)
+  if s > decompiler.cfg.max_nodes:
+    raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({decompiler.cfg.max_nodes - 2})")
+  if not compiled.output_dims:
+    compiled.output_dims = list(graph.nodes[-1].writes)
+  batch = data.graph_batch(graph)
+  with torch.no_grad():
+    memory, mask = decompiler.encode(batch)
+    if mode == "nar":
+      logits = decompiler.nar(memory, mask, batch)
+      candidates = decode.nar_candidates({k: v.float() for k, v in logits.items()}, s, k=max(1, beam))
+    elif mode == "ar":
+      candidates = decode.ar_beam(decompiler, memory, mask, s, beam=max(1, beam))
+    else:
+      raise ValueError(f"mode must be 'nar' or 'ar', got {mode!r}")
+  if not candidates:
+    raise DecompileError("the decompiler produced no well-formed program")
+  confidence = _line_confidence(logits, candidates[0][1], s) if mode == "nar" else []
+  chosen, check, tried = candidates[0][1], None, 0
+  if verify:
+    verifier = Verifier(compiled)
+    for _, program in candidates:
+      tried += 1
+      result = verifier.check(program)
+      if result.functional:
+        chosen, check = program, result
+        break
+  verified = check is not None and check.functional
+  if verified:
+    text = _describe(check)
+  elif verify:
+    text = f"unverified: none of {tried} candidates matched the model's outputs (best guess shown)"
+  else:
+    text = "unverified: verification was not run"
+  return DecompileResult(program=chosen, source=source.to_source(chosen), line_confidence=confidence,
+                         verified=verified, verification=text, candidates_tried=tried,
+                         seconds=time.time() - start, mode=mode, check=check)
+
+
+def _line_confidence(logits, program: ir.Program, s: int) -> list[float]:
+  """Max-probability of each node's predicted fields (a rough per-line confidence)."""
+  probs = []
+  for i in range(2, s):
+    p = 1.0
+    for k in ("op", "enc", "fn"):
+      p *= float(torch.softmax(logits[k][0, i].float(), -1).max())
+    probs.append(round(p, 3))
+  return probs[:len(program)]

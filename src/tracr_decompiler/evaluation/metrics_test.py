@@ -1,0 +1,51 @@
+"""Metrics on hand-made cases."""
+
+from tracr_decompiler import test_cases
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.evaluation import metrics
+from tracr_decompiler.program import ir
+
+L = ir.Line
+S = compiler.CompileSettings()
+
+
+def test_equivalent_but_different_programs_are_functional_not_exact():
+  # x < 3 and not (x > 2) agree on every token 0..4.
+  a = ir.make_program([L("map", "categorical", "lt3", ("tokens",), "y")])
+  b = ir.make_program([L("map", "categorical", "gt2", ("tokens",), "t"), L("map", "categorical", "not", ("t",), "y")])
+  assert metrics.functional(a, b, S)
+  assert not metrics.exact(a, b)
+
+
+def test_one_differing_input_breaks_equivalence():
+  a = ir.make_program([L("map", "categorical", "lt3", ("tokens",), "y")])
+  b = ir.make_program([L("map", "categorical", "lt2", ("tokens",), "y")])  # differs only for token 2
+  assert not metrics.functional(a, b, S)
+
+
+def test_none_only_equals_none():
+  # A categorical aggregate with no match gives None; the same positions must be None on both sides.
+  shift = ir.make_program([L("map", "categorical", "inc", ("indices",), "q"),
+                           L("aggregate", "categorical", "EQ", ("indices", "q", "tokens"), "y")])
+  ident_like = ir.make_program([L("map", "categorical", "inc", ("indices",), "q"),
+                                L("aggregate", "categorical", "EQ", ("q", "indices", "tokens"), "y")])
+  assert metrics.functional(shift, shift, S)
+  assert not metrics.functional(shift, ident_like, S)
+
+
+def test_exact_ignores_names_and_order():
+  p = test_cases.PROGRAMS["mixed"]
+  renamed = ir.Program(tuple(ir.Line(l.op, l.encoding, l.fn, tuple(a if a in ir.INPUTS else a + "_" for a in l.args),
+                                     l.out + "_") for l in p.lines))
+  assert metrics.exact(p, renamed)
+  assert metrics.line_accuracy(p, renamed) == 1.0
+
+
+def test_compilable_and_weight_identical():
+  p = test_cases.PROGRAMS["sort_unique"]
+  model = compiler.compile_program(p)
+  assert metrics.compilable(p, S)
+  assert metrics.weight_identical(p, model)
+  other = ir.make_program([L("selector_width", "categorical", "GT", ("tokens", "tokens"), "s"),
+                           L("aggregate", "categorical", "EQ", ("s", "indices", "tokens"), "y")])
+  assert not metrics.weight_identical(other, model)

@@ -1,0 +1,171 @@
+"""`evaluate`: every metric on a dataset split, broken down, written as JSON, Markdown and PNG.
+
+Example usage:
+    tracr-decompiler evaluate --checkpoint runs/main --data data/main --split test --limit 500
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tracr_decompiler.dataset import reader, rows
+from tracr_decompiler.decompiling import decode
+from tracr_decompiler.decompiling.decompile import decompile, load_decompiler
+from tracr_decompiler.decompiling.verify import check_inputs
+from tracr_decompiler.encoding import programs
+from tracr_decompiler.evaluation import metrics
+from tracr_decompiler.program import ir
+from tracr_decompiler.training import data, loop
+
+# Published numbers to compare against (GUIDE §1).
+ANCHORS = {
+    "TraDe exact (NAR)": 0.30, "TraDe exact (AR)": 0.26, "TraDe functional": 0.73,
+    "meta-model exact": 0.60, "meta-model exact @5 SOps": 0.80, "meta-model exact @8 SOps": 0.26,
+}
+METRICS = ("exact", "compilable", "functional", "weight_identical", "line_accuracy")
+
+
+def _score(pred: ir.Program | None, truth: ir.Program, model, inputs) -> dict[str, float]:
+  if pred is None:
+    return {m: 0.0 for m in METRICS}
+  return {"exact": float(metrics.exact(pred, truth)),
+          "compilable": float(metrics.compilable(pred, model.settings)),
+          "functional": float(metrics.functional(pred, truth, model.settings, inputs)),
+          "weight_identical": float(metrics.weight_identical(pred, model)),
+          "line_accuracy": metrics.line_accuracy(pred, truth)}
+
+
+def _greedy(decompiler, ex: data.Example, mode: str) -> ir.Program | None:
+  batch = data.collate([ex])
+  with torch.no_grad():
+    memory, mask = decompiler.encode(batch)
+    if mode == "nar":
+      logits = decompiler.nar(memory, mask, batch)
+      cands = decode.nar_candidates({k: v.float() for k, v in logits.items()}, ex.size, k=1)
+    else:
+      cands = decode.ar_beam(decompiler, memory, mask, ex.size, beam=1)
+  return cands[0][1] if cands else None
+
+
+def _mean(values) -> float:
+  return float(np.mean(values)) if values else float("nan")
+
+
+def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int | None = 500,
+                 beam: int = 16, out: str | None = None, progress: bool = True) -> dict:
+  """Scores greedy NAR, greedy AR and verified NAR decoding on `split`."""
+  decompiler = load_decompiler(checkpoint)
+  cache = pathlib.Path(out or "reports") / "cache"
+  examples = data.prepare(data_dir, split, cache, progress=progress)
+  table = reader.read_split(data_dir, split)
+  if limit is not None:
+    examples = examples[:limit]
+  dropped = 0 if limit is not None else len(table) - len(examples)
+  teacher = loop.evaluate_batches(decompiler, examples, torch.device("cpu"), "both", ar_limit=0)
+  records = []
+  inputs = None
+  for ex in tqdm(examples, desc=f"evaluate {split}", disable=not progress):
+    row = table[ex.row_index]
+    model, truth = rows.model_from_row(row), rows.program_from_row(row)
+    if inputs is None:
+      inputs = check_inputs(model.settings)[0]
+    rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines})}
+    for mode in ("nar", "ar"):
+      t = time.time()
+      pred = _greedy(decompiler, ex, mode)
+      rec[f"{mode}_seconds"] = time.time() - t
+      rec[mode] = _score(pred, truth, model, inputs)
+    t = time.time()
+    result = decompile(model, checkpoint_path=checkpoint, beam=beam, verify=True)
+    rec["verified_seconds"] = time.time() - t
+    rec["verified"] = _score(result.program, truth, model, inputs)
+    rec["verified"]["verified"] = float(result.verified)
+    records.append(rec)
+  summary = _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped)
+  if out:
+    write_report(summary, pathlib.Path(out))
+  return summary
+
+
+def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> dict:
+  decoders = ("nar", "ar", "verified")
+  overall = {d: {m: _mean([r[d][m] for r in records]) for m in METRICS} for d in decoders}
+  overall["verified"]["verified"] = _mean([r["verified"]["verified"] for r in records])
+  by_sops = collections.defaultdict(dict)
+  for n in sorted({r["n_sops"] for r in records}):
+    sub = [r for r in records if r["n_sops"] == n]
+    by_sops[n] = {"count": len(sub), **{f"{d}_{m}": _mean([r[d][m] for r in sub])
+                                         for d in decoders for m in ("exact", "functional")}}
+  by_op = {}
+  for op in programs.OPS:
+    sub = [r for r in records if op in r["ops"]]
+    by_op[op] = {"count": len(sub), **{f"{d}_{m}": _mean([r[d][m] for r in sub])
+                                        for d in decoders for m in ("exact", "functional")}}
+  latency = {d: _mean([r[f"{d}_seconds"] for r in records]) for d in decoders}
+  return {"split": split, "data": data_dir, "checkpoint": checkpoint, "programs": len(records),
+          "unreadable_programs": dropped, "beam": beam, "teacher_forced": teacher, "overall": overall,
+          "by_n_sops": dict(by_sops), "by_op": by_op, "latency_seconds": latency, "anchors": ANCHORS}
+
+
+def markdown(summary: dict) -> str:
+  o = summary["overall"]
+  lines = [f"Split `{summary['split']}` of `{summary['data']}`, {summary['programs']} programs, "
+           f"checkpoint `{summary['checkpoint']}`.", "",
+           "| decoding | exact | functional | compilable | weight-identical | line acc. | latency (s) |",
+           "|---|---|---|---|---|---|---|"]
+  names = {"nar": "NAR greedy", "ar": "AR greedy", "verified": f"NAR beam {summary['beam']} + verification"}
+  for d, name in names.items():
+    m = o[d]
+    lines.append(f"| {name} | {m['exact']:.1%} | {m['functional']:.1%} | {m['compilable']:.1%} | "
+                 f"{m['weight_identical']:.1%} | {m['line_accuracy']:.1%} | {summary['latency_seconds'][d]:.3f} |")
+  t = summary["teacher_forced"]
+  lines += ["", f"Teacher-forced: NAR field accuracy {t.get('field_acc', float('nan')):.1%}, "
+            f"AR token accuracy {t.get('ar_token_acc', float('nan')):.1%}. "
+            f"Verified (checked against the model on all inputs): {o['verified']['verified']:.1%}.", "",
+            "| SOps | programs | NAR exact | NAR functional | AR exact | AR functional | verified exact | verified functional |",
+            "|---|---|---|---|---|---|---|---|"]
+  for n, m in summary["by_n_sops"].items():
+    lines.append(f"| {n} | {m['count']} | {m['nar_exact']:.1%} | {m['nar_functional']:.1%} | {m['ar_exact']:.1%} | "
+                 f"{m['ar_functional']:.1%} | {m['verified_exact']:.1%} | {m['verified_functional']:.1%} |")
+  lines += ["", "| programs containing | programs | NAR exact | NAR functional | AR exact | verified functional |",
+            "|---|---|---|---|---|---|"]
+  for op, m in summary["by_op"].items():
+    if m["count"]:
+      lines.append(f"| {op} | {m['count']} | {m['nar_exact']:.1%} | {m['nar_functional']:.1%} | "
+                   f"{m['ar_exact']:.1%} | {m['verified_functional']:.1%} |")
+  return "\n".join(lines) + "\n"
+
+
+def write_report(summary: dict, out: pathlib.Path) -> None:
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+  (out / "report.md").write_text(markdown(summary))
+  plot_by_sops(summary, out / "by_n_sops.png")
+
+
+def plot_by_sops(summary: dict, png: pathlib.Path) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  sops = [int(n) for n in summary["by_n_sops"]]
+  get = lambda key: [summary["by_n_sops"][n][key] for n in summary["by_n_sops"]]
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ax.plot(sops, get("nar_exact"), "o-", label="ours: exact (NAR greedy)")
+  ax.plot(sops, get("ar_exact"), "s-", label="ours: exact (AR greedy)")
+  ax.plot(sops, get("nar_functional"), "o--", label="ours: functional (NAR greedy)")
+  ax.plot(sops, get("verified_functional"), "^-", label="ours: functional (verified)")
+  ax.scatter([5, 8], [0.80, 0.26], marker="x", s=80, color="k", label="meta-model exact (5, 8 SOps)")
+  ax.axhline(0.30, color="gray", ls=":", label="TraDe exact, NAR (overall)")
+  ax.axhline(0.73, color="gray", ls="-.", label="TraDe functional (overall)")
+  ax.set_xlabel("SOps in program"); ax.set_ylabel("rate"); ax.set_ylim(0, 1.02)
+  ax.set_title("Decompilation by program size"); ax.legend(fontsize=7, loc="lower left")
+  fig.tight_layout()
+  fig.savefig(png, dpi=110)
+  plt.close(fig)
