@@ -13,13 +13,13 @@ PROGRAMS = {
     "sort_unique": ir.make_program([
         L("selector_width", "categorical", "LT", ("tokens", "tokens"), "smaller"),
         L("aggregate", "categorical", "EQ", ("smaller", "indices", "tokens"), "sort")]),
-    "mixed": ir.make_program([
-        L("map", "categorical", "inc", ("tokens",), "a"),
-        L("sequence_map", "categorical", "add", ("a", "indices"), "b"),
-        L("map", "numerical", "gt2", ("tokens",), "c"),
-        L("aggregate", "numerical", "GEQ", ("tokens", "indices", "c"), "d"),
-        L("map", "categorical", "gthalf", ("d",), "e"),
-        L("selector_width", "categorical", "EQ", ("b", "e"), "f")]),
+    "mixed": ir.make_program([  # drawn by the generator (seed 11): valid under tracr
+        L("map", "numerical", "mod2", ("tokens",), "v1"),
+        L("sequence_map", "categorical", "max", ("indices", "tokens"), "v2"),
+        L("aggregate", "numerical", "LEQ", ("indices", "indices", "v1"), "v3"),
+        L("map", "categorical", "eq0", ("v3",), "v4"),
+        L("map", "categorical", "not", ("v4",), "v5"),
+        L("selector_width", "categorical", "NEQ", ("v2", "v5"), "v6")]),
     "linear": ir.make_program([
         L("map", "numerical", "ident", ("tokens",), "x"),
         L("map", "numerical", "eq0", ("indices",), "y"),

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.encoding import flat, programs, weights
+from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.program import evaluate
 
 
@@ -34,6 +35,8 @@ class Example:
   fn: np.ndarray
   args: np.ndarray  # [S, MAX_ARGS]
   ar: np.ndarray  # [L]
+  flat_idx: np.ndarray  # flat baseline: non-zero positions of the flattened parameters
+  flat_val: np.ndarray
   n_sops: int
   row_index: int  # position in the split (to find the source program again)
 
@@ -54,9 +57,13 @@ def example_from_row(row: dict, index: int) -> Example | None:
   if len(graph.nodes) > programs.MAX_NODES:
     return None
   idx = np.flatnonzero(graph.features)
+  cfg = ModelConfig()
+  chunks = flat.flatten_params(model.params, cfg.flat_chunk, cfg.flat_max_tokens).ravel()
+  fidx = np.flatnonzero(chunks)
   return Example(idx.astype(np.int32), graph.features.ravel()[idx].astype(np.float32), graph.kinds, graph.layers,
                  graph.relations.astype(np.uint8), graph.is_output, t["op"], t["enc"], t["fn"], t["args"],
-                 programs.ar_sequence(t), row["n_sops"], index)
+                 programs.ar_sequence(t), fidx.astype(np.int32), chunks[fidx].astype(np.float32),
+                 row["n_sops"], index)
 
 
 @functools.lru_cache(maxsize=4)
@@ -71,7 +78,8 @@ def _work(args):
   return example_from_row(row, index)
 
 
-_FIELDS = ("feat_idx", "feat_val", "kinds", "layers", "relations", "is_output", "op", "enc", "fn", "args", "ar")
+_FIELDS = ("feat_idx", "feat_val", "kinds", "layers", "relations", "is_output", "op", "enc", "fn", "args", "ar",
+           "flat_idx", "flat_val")
 
 
 def save_examples(examples: list[Example], path: pathlib.Path) -> None:
@@ -132,8 +140,8 @@ def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2
   return examples
 
 
-def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
-  """Pads a list of examples into a graph-mode batch (with NAR and AR targets)."""
+def collate(examples: list[Example], flat_input: bool = False) -> dict[str, torch.Tensor]:
+  """Pads examples into a batch (graph input, NAR and AR targets; the flat baseline's input on request)."""
   b, s = len(examples), max(e.size for e in examples)
   r = examples[0].relations.shape[-1]
   feats = np.zeros((b, s, weights.FEATURE_DIM), np.float32)
@@ -156,9 +164,19 @@ def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
     ar_in[i, 1:len(e.ar)] = e.ar[:-1]
     ar_out[i, :len(e.ar)] = e.ar
   t = lambda a: torch.from_numpy(a)
-  return {"features": t(feats), "kinds": t(kinds), "layers": t(layers), "relations": t(rel),
-          "is_output": t(is_out), "node_mask": t(mask), "op": t(op), "enc": t(enc), "fn": t(fn),
-          "args": t(args), "ar_in": t(ar_in), "ar_out": t(ar_out)}
+  batch = {"features": t(feats), "kinds": t(kinds), "layers": t(layers), "relations": t(rel),
+           "is_output": t(is_out), "node_mask": t(mask), "op": t(op), "enc": t(enc), "fn": t(fn),
+           "args": t(args), "ar_in": t(ar_in), "ar_out": t(ar_out)}
+  if flat_input:
+    chunk = ModelConfig().flat_chunk
+    tokens = max(int(e.flat_idx.max()) // chunk + 1 if len(e.flat_idx) else 1 for e in examples)
+    x = np.zeros((b, tokens * chunk), np.float32)
+    fmask = np.zeros((b, tokens), bool)
+    for i, e in enumerate(examples):
+      x[i, e.flat_idx] = e.flat_val
+      fmask[i, :(int(e.flat_idx.max()) // chunk + 1) if len(e.flat_idx) else 1] = True
+    batch["flat"], batch["flat_mask"] = t(x.reshape(b, tokens, chunk)), t(fmask)
+  return batch
 
 
 def graph_batch(graph: weights.WeightGraph) -> dict[str, torch.Tensor]:
@@ -168,15 +186,3 @@ def graph_batch(graph: weights.WeightGraph) -> dict[str, torch.Tensor]:
   return {"features": t(graph.features)[None], "kinds": t(graph.kinds.astype(np.int64))[None],
           "layers": t(graph.layers.astype(np.int64) + 1)[None], "relations": t(graph.relations)[None],
           "is_output": t(graph.is_output)[None], "node_mask": torch.ones(1, s, dtype=torch.bool)}
-
-
-def add_flat(batch: dict[str, torch.Tensor], models, cfg) -> dict[str, torch.Tensor]:
-  """Adds the flat baseline's input (flattened, chunked parameters) to a batch."""
-  chunks = [flat.flatten_params(m.params, cfg.flat_chunk, cfg.flat_max_tokens) for m in models]
-  t = max(len(c) for c in chunks)
-  x = np.zeros((len(chunks), t, cfg.flat_chunk), np.float32)
-  mask = np.zeros((len(chunks), t), bool)
-  for i, c in enumerate(chunks):
-    x[i, :len(c)], mask[i, :len(c)] = c, True
-  batch["flat"], batch["flat_mask"] = torch.from_numpy(x), torch.from_numpy(mask)
-  return batch
