@@ -139,7 +139,7 @@ def cmd_evaluate(args) -> None:
   if not args.data:
     raise UserError("--data is required (or use --lib)")
   summary = report.evaluate_run(args.checkpoint, args.data, args.split, limit=args.limit, beam=args.beam,
-                                out=args.out, progress=not args.quiet)
+                                out=args.out, progress=not args.quiet, exclude=args.exclude)
   print(report.markdown(summary), end="")
   print(f"report written to {args.out}/report.md, report.json, by_n_sops.png")
 
@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("evaluate", help="score a decompiler on a dataset split or on tracr's lib programs")
   p.add_argument("--checkpoint", default=None, help="run folder or checkpoint (default: the shipped model)")
   p.add_argument("--data", default=None)
-  p.add_argument("--split", default="test", choices=("train", "val", "test"))
+  p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+  p.add_argument("--exclude", default=None, help="drop programs that are in this dataset (the training data)")
   p.add_argument("--limit", type=int, default=500)
   p.add_argument("--beam", type=int, default=16)
   p.add_argument("--lib", action="store_true", help="evaluate on tracr's hand-written lib programs")

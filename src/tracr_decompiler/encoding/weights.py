@@ -37,7 +37,7 @@ import numpy as np
 from tracr_decompiler.encoding import nodes as nodes_lib
 from tracr_decompiler.encoding.nodes import Node, NotTracrError
 
-FEATURE_VERSION = 3  # bump when features change: cached training examples are keyed by it
+FEATURE_VERSION = 4  # bump when features change: cached training examples are keyed by it
 MAX_BLOCK = 16  # values per SOp block kept (more are truncated)
 MAX_HIDDEN = 128  # scale for the hidden-unit count feature
 KINDS = ("tokens", "indices", "head", "mlp", "selector_width")

@@ -59,15 +59,27 @@ def _mean(values) -> float:
 
 
 def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int | None = 500,
-                 beam: int = 16, out: str | None = None, progress: bool = True) -> dict:
-  """Scores greedy NAR, greedy AR and verified NAR decoding on `split`."""
+                 beam: int = 16, out: str | None = None, progress: bool = True,
+                 exclude: str | None = None) -> dict:
+  """Scores greedy NAR, greedy AR and verified NAR decoding on `split` ("all" for every split).
+
+  exclude: another dataset (the training data) whose programs are dropped first,
+  so a freshly generated set is deduplicated against what the model saw.
+  """
   decompiler = load_decompiler(checkpoint)
   cache = pathlib.Path(out or "reports") / "cache"
-  examples = data.prepare(data_dir, split, cache, progress=progress)
-  table = reader.read_split(data_dir, split)
+  which = None if split == "all" else split
+  examples = data.prepare(data_dir, which or "all", cache, progress=progress)
+  table = reader.read_split(data_dir, which)
+  unreadable = len(table) - len(examples)  # weights whose nodes could not be aligned with lines
+  seen = set()
+  if exclude:
+    seen = {r["id"] for r in reader.read_split(exclude, columns=["id"])}
+    examples = [e for e in examples if table[e.row_index]["id"] not in seen]
+  duplicates = len(table) - unreadable - len(examples)
   if limit is not None:
     examples = examples[:limit]
-  dropped = 0 if limit is not None else len(table) - len(examples)
+  dropped = unreadable
   teacher = loop.evaluate_batches(decompiler, examples, torch.device("cpu"), "both", ar_limit=0)
   records = []
   inputs = None
@@ -89,6 +101,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     rec["verified"]["verified"] = float(result.verified)
     records.append(rec)
   summary = _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped)
+  summary["excluded_as_seen_in_training"] = duplicates if exclude else 0
   if out:
     write_report(summary, pathlib.Path(out))
   return summary

@@ -120,7 +120,7 @@ def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2
   cache = cache_dir / f"examples-v{weights.FEATURE_VERSION}-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
   if cache.exists():
     return load_examples(cache)
-  table = reader.read_split(data_dir, split, limit=limit)
+  table = reader.read_split(data_dir, None if split == "all" else split, limit=limit)
   jobs = [(r, i) for i, r in enumerate(table)]
   bar = tqdm(total=len(jobs), desc=f"featurise {split}", disable=not progress, unit="prog")
   results = []
