@@ -71,7 +71,9 @@ def embedding_nodes(params, input_encoding, settings) -> tuple[list[Node], dict]
     if len(nz) != 1:
       raise NotTracrError("position embedding rows are not one-hot")
     index_dims.append(int(nz[0]))
-  special = {"one": one, "bos": bos, "pad": row_dim.get(settings.compiler_pad)}
+  tokens_by_dim = sorted((d, t) for t, d in row_dim.items() if t not in (settings.compiler_bos, settings.compiler_pad))
+  special = {"one": one, "bos": bos, "pad": row_dim.get(settings.compiler_pad),
+             "token_values": [t for _, t in tokens_by_dim]}
   return [Node("tokens", -1, vocab_dims), Node("indices", -1, index_dims)], special
 
 
@@ -88,11 +90,12 @@ def head_nodes(params, layer: int, num_heads: int, key_size: int) -> list[Node]:
   return heads
 
 
-def _atoms(w1: np.ndarray, w2: np.ndarray) -> list[list[int]]:
+def _atoms(w1: np.ndarray, w2: np.ndarray, one: int | None) -> list[list[int]]:
   """Groups of units that must belong to one op, in unit order (union-find).
 
-  Units that write a common dimension are joined; a unit that writes nothing
-  (a discretising MLP's "start" unit may not) joins the unit before it.
+  Units that write a common dimension are joined. A unit that writes nothing
+  (some of a discretising MLP's units do, when neighbouring input values map
+  to the same output) joins the group that reads the most of the same inputs.
   """
   active = [u for u in range(w1.shape[1]) if np.any(w1[:, u]) or np.any(w2[u])]
   parent = {u: u for u in active}
@@ -104,15 +107,23 @@ def _atoms(w1: np.ndarray, w2: np.ndarray) -> list[list[int]]:
     return u
 
   first_writer: dict[int, int] = {}
-  for prev, u in zip([None] + active, active):
+  silent = []
+  for u in active:
     outs = [int(d) for d in np.flatnonzero(w2[u])]
-    if not outs and prev is not None:
-      parent[find(u)] = find(prev)
+    if not outs:
+      silent.append(u)
     for d in outs:
       if d in first_writer:
         parent[find(u)] = find(first_writer[d])
       else:
         first_writer[d] = u
+  writers = [u for u in active if u not in set(silent)]
+  reads = {u: {int(d) for d in np.flatnonzero(w1[:, u]) if d != one} for u in active}
+  for u in silent:
+    if not writers:
+      break
+    best = max(writers, key=lambda v: (len(reads[u] & reads[v]), -abs(u - v)))
+    parent[find(u)] = find(best)
   groups: dict[int, list[int]] = {}
   for u in active:
     groups.setdefault(find(u), []).append(u)
@@ -125,7 +136,7 @@ def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list
   p = f"transformer/layer_{layer}/mlp"
   w1, w2 = np.asarray(params[f"{p}/linear_1"]["w"]), np.asarray(params[f"{p}/linear_2"]["w"])
   one = special["one"]
-  atoms = _atoms(w1, w2)
+  atoms = _atoms(w1, w2, one)
   head_dims = {d: h for h in heads for d in h.writes}
 
   def signature(atom):

@@ -37,7 +37,7 @@ import numpy as np
 from tracr_decompiler.encoding import nodes as nodes_lib
 from tracr_decompiler.encoding.nodes import Node, NotTracrError
 
-FEATURE_VERSION = 4  # bump when features change: cached training examples are keyed by it
+FEATURE_VERSION = 6  # bump when features change: cached training examples are keyed by it
 MAX_BLOCK = 16  # values per SOp block kept (more are truncated)
 MAX_HIDDEN = 128  # scale for the hidden-unit count feature
 KINDS = ("tokens", "indices", "head", "mlp", "selector_width")
@@ -148,6 +148,15 @@ def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.
 _RANK = {"tokens": 0, "indices": 1, "head": 2, "selector_width": 2, "mlp": 3}
 
 
+def _embedding_features(n: Node, special) -> np.ndarray:
+  """tokens / indices nodes: their values, which anchor every value downstream."""
+  f = {name: np.zeros(shape, np.float32) for name, shape in FEATURE_LAYOUT.items()}
+  values = special["token_values"] if n.kind == "tokens" else list(range(len(n.writes)))
+  f["probe_x"] = _pad(np.arcsinh(np.array([float(v) if isinstance(v, (int, float, np.number)) else 0.0
+                                           for v in values], np.float32)), (_K,))
+  return np.concatenate([a.ravel() for a in f.values()])
+
+
 def _place(stage: list[Node], ordered: list[Node], feats: list, writer: dict, params, special,
            key_size: int) -> None:
   """Appends one stage's nodes in canonical order (by a hash of their local weights and inputs)."""
@@ -156,7 +165,7 @@ def _place(stage: list[Node], ordered: list[Node], feats: list, writer: dict, pa
     n.inputs = {role: sorted({writer[d] for d in dims if d in writer})
                 for role, dims in n.reads.items() if role != "scratch"}
     feat = (_features(n, ordered, params, special, key_size) if n.layer >= 0
-            else np.zeros(FEATURE_DIM, np.float32))
+            else _embedding_features(n, special))
     input_keys = {role: [ordered[i].key for i in idx] for role, idx in n.inputs.items()}
     n.key = _hash(_RANK[n.kind], n.kind, n.layer, len(n.writes), input_keys, np.round(feat, 4).tobytes())
     placed.append((n, feat))
