@@ -59,3 +59,27 @@ def run(model: CompiledModel, inputs: list[tuple]) -> list[list]:
       else:
         outputs[i] = [float(v) for v in out[row, :, 0]]
   return outputs
+
+
+def run_arrays(model: CompiledModel, batches: dict[int, np.ndarray]) -> dict[int, np.ndarray] | None:
+  """Vectorised `run` for numeric vocabularies and outputs: length -> [N, L] floats (NaN = None).
+
+  batches: length -> tokens [N, L] (numbers from the vocab). Returns None when
+  tokens or output values are not numbers (use `run` then).
+  """
+  try:
+    vocab = np.array(sorted(model.settings.vocab), dtype=float)
+    values = np.asarray(model.output_values, dtype=float) if model.categorical_output else None
+  except (TypeError, ValueError):
+    return None
+  bos = model.input_encoding[model.settings.compiler_bos]
+  rows = np.array([model.input_encoding[v] for v in sorted(model.settings.vocab)])
+  out = {}
+  for n, tokens in batches.items():
+    ids = np.concatenate([np.full((len(tokens), 1), bos), rows[np.searchsorted(vocab, tokens)]], axis=1)
+    res = residual_stream(model, ids)[:, 1:, model.output_dims]
+    if model.categorical_output:
+      out[n] = np.where(res.max(-1) > 0.5, values[res.argmax(-1)], np.nan)
+    else:
+      out[n] = res[..., 0].astype(float)
+  return out
