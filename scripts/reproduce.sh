@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-DATA=${DATA:-data/v2}
+DATA=${DATA:-data/d16k}
 RUN=${RUN:-runs/main}
 STEPS=${STEPS:-9000}
 
-# 1. Data: 22,000 random programs (2-8 SOps, vocab {0..4}, max_seq_len 5), split by hash.
-$BIN/tracr-decompiler generate --n 22000 --out "$DATA" --workers 2 --seed 1
+# 1. Data: 16,000 random programs (2-8 SOps, vocab {0..4}, max_seq_len 5), split by hash.
+$BIN/tracr-decompiler generate --n 16000 --out "$DATA" --workers 2 --seed 1
 
 # 2. Train (NAR and AR heads on one encoder); resumes from $RUN/last after a kill.
 $BIN/tracr-decompiler train --data "$DATA" --out "$RUN" --steps "$STEPS" --batch-size 48 --eval-every 500

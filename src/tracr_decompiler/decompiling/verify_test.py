@@ -1,6 +1,7 @@
 """Verification never accepts a program that differs from the model on any input."""
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_near_miss_candidates_are_rejected_unless_equivalent(name):
   assert verifier.check(program).functional
   assert verifier.check(program).weights_identical
   tried = 0
-  for i, line in _near_misses(program):
+  for i, line in itertools.islice(_near_misses(program), 60):
     try:
       candidate = ir.Program(program.lines[:i] + (line,) + program.lines[i + 1:])
     except ir.ProgramError:

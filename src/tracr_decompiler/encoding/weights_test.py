@@ -37,7 +37,7 @@ def test_graph_is_naming_invariant(program):
 
 def test_nodes_align_with_lines():
   aligned = 0
-  progs = _programs(30)
+  progs = _programs(10)
   for program in progs:
     model = compiler.compile_program(program)
     graph = weights.encode_model(model)
