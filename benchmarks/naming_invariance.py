@@ -27,7 +27,7 @@ NAMINGS = {"before_indices": lambda i: f"aa{i}", "after_tokens": lambda i: f"zz_
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data", default="data/d16k")
+  parser.add_argument("--data", default="data/d10k")
   parser.add_argument("--split", default="test")
   parser.add_argument("--n", type=int, default=200)
   parser.add_argument("--checkpoint", default=None)

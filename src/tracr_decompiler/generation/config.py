@@ -31,6 +31,7 @@ class GenerationConfig:
   max_half_layers: int = 24  # reject deeper models
   proposals_per_op: int = 8  # tries of one drawn op kind before drawing another kind
   max_attempts: int = 10_000  # programs drawn before giving up
+  redraw_after: int = 200  # attempts at one program length before drawing the length again
   tracr_dynamic_checks: int = 4  # inputs run through tracr's own dynamic validation
 
   def __post_init__(self):

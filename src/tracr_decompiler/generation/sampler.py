@@ -203,6 +203,8 @@ def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
   probe, batches = _input_sets(cfg.settings, rng)
   n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))  # fixed, so long programs keep their share
   for attempt in range(1, cfg.max_attempts + 1):
+    if attempt % cfg.redraw_after == 0:  # some random draws admit almost no valid program: start over
+      n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))
     builder = _Builder(cfg, rng, probe)
     for _ in range(n_ops * 3):
       if len(builder.lines) == n_ops:
