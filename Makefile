@@ -16,7 +16,7 @@ demo: $(STAMP)  ## decompile tracr lib programs and fresh random programs with t
 	$(BIN)/python -m tracr_decompiler.demo
 
 test: $(STAMP)  ## the whole test suite
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 bench: $(STAMP)  ## generation/compile and training benchmarks
 	$(BIN)/python benchmarks/generation_bench.py

@@ -184,8 +184,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
     timed_out = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
     if master and (step % cfg.eval_every == 0 or step == cfg.steps or timed_out):
       metrics = evaluate_batches(model, val_ex, device, cfg.mode, cfg.bf16, ar_limit=len(val_ex) // 5)
-      row = {"step": step, "lr": lr_at(cfg, step), "loss": float(losses["loss"]),
-             **{k: float(v) for k, v in losses.items() if k != "loss"}, **metrics,
+      row = {"step": step, "lr": lr_at(cfg, step), "loss": losses["loss"].item(),
+             **{k: v.item() for k, v in losses.items() if k != "loss"}, **metrics,
              "minutes": (time.time() - start) / 60 + (state or {}).get("minutes", 0.0)}
       _append_csv(log_path, row)
       checkpoint.save(model, opt, model_cfg, out, step, row)
