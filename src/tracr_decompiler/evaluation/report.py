@@ -130,7 +130,7 @@ def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> 
 def markdown(summary: dict) -> str:
   o = summary["overall"]
   lines = [f"Split `{summary['split']}` of `{summary['data']}`, {summary['programs']} programs, "
-           f"checkpoint `{summary['checkpoint']}`.", "",
+           f"checkpoint: {('`' + summary['checkpoint'] + '`') if summary['checkpoint'] else 'the shipped model'}.", "",
            "| decoding | exact | functional | compilable | weight-identical | line acc. | latency (s) |",
            "|---|---|---|---|---|---|---|"]
   names = {"nar": "NAR greedy", "ar": "AR greedy", "verified": f"NAR beam {summary['beam']} + verification"}

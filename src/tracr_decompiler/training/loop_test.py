@@ -53,13 +53,13 @@ def test_loss_decreases_from_initialisation(dataset, tmp_path):
   torch.manual_seed(0)
   model = __import__("tracr_decompiler.model.model", fromlist=["Decompiler"]).Decompiler(TINY)
   opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-  first = float(model(batch)["loss"])
+  first = model(batch)["loss"].item()
   for _ in range(40):
     loss = model(batch)["loss"]
     opt.zero_grad()
     loss.backward()
     opt.step()
-  assert float(model(batch)["loss"]) < 0.5 * first
+  assert model(batch)["loss"].item() < 0.5 * first
 
 
 def test_save_load_gives_identical_predictions(run, tmp_path):
