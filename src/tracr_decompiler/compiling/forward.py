@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.program import evaluate
 
 
 def residual_stream(model: CompiledModel, tokens: np.ndarray) -> np.ndarray:
@@ -45,10 +46,7 @@ def run(model: CompiledModel, inputs: list[tuple]) -> list[list]:
   """
   bos = model.input_encoding[model.settings.compiler_bos]
   outputs: list = [None] * len(inputs)
-  by_length: dict[int, list[int]] = {}
-  for i, seq in enumerate(inputs):
-    by_length.setdefault(len(seq), []).append(i)
-  for _, idx in sorted(by_length.items()):
+  for idx in evaluate.group_by_length(inputs).values():
     ids = np.array([[bos] + [model.input_encoding[tok] for tok in inputs[i]] for i in idx])
     out = residual_stream(model, ids)[:, 1:, model.output_dims]  # [N, T, |out|]
     for row, i in enumerate(idx):

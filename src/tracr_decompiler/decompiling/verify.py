@@ -50,9 +50,7 @@ class Verifier:
     self.inputs, self.exhaustive = check_inputs(model.settings)
     self.batches = {}
     try:  # numeric vocab: compare arrays (fast); otherwise Python lists
-      for seq in self.inputs:
-        self.batches.setdefault(len(seq), []).append(seq)
-      self.batches = {n: np.array(b, dtype=float) for n, b in self.batches.items()}
+      self.batches = evaluate.length_batches(self.inputs)
       self.expected_arrays = forward.run_arrays(model, self.batches)
     except (TypeError, ValueError):
       self.expected_arrays = None

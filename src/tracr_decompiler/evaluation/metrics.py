@@ -51,10 +51,7 @@ def functional(pred: ir.Program, truth: ir.Program, settings: compiler.CompileSe
                inputs: list[tuple] | None = None) -> bool:
   inputs = inputs if inputs is not None else verify.check_inputs(settings)[0]
   try:  # numeric vocab: compare float arrays (NaN = None), much faster than Python lists
-    batches: dict[int, list] = {}
-    for seq in inputs:
-      batches.setdefault(len(seq), []).append(seq)
-    batches = {n: np.array(b, dtype=float) for n, b in batches.items()}
+    batches = evaluate.length_batches(inputs)
   except (TypeError, ValueError):
     want, got = outputs(truth, inputs), outputs(pred, inputs)
     return want is not None and got is not None and evaluate.same_outputs(want, got)

@@ -179,13 +179,6 @@ class _Builder:
     return True
 
 
-def _batches(inputs: list[tuple]) -> dict[int, np.ndarray]:
-  by_length: dict[int, list] = {}
-  for seq in inputs:
-    by_length.setdefault(len(seq), []).append(seq)
-  return {n: np.array(b, dtype=float) for n, b in sorted(by_length.items())}
-
-
 def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_probe: int = 400):
   """(probe batches for drawing ops, batches of every input for the final check)."""
   everything = evaluate.all_inputs(settings.vocab, settings.max_seq_len)
@@ -193,7 +186,7 @@ def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_
     everything = evaluate.sample_inputs(settings.vocab, settings.max_seq_len, 5_000, rng)
   short = [s for s in everything if len(s) <= 2]
   probe = short + [everything[i] for i in rng.choice(len(everything), size=min(n_probe, len(everything)), replace=False)]
-  return _batches(probe), _batches(everything)
+  return evaluate.length_batches(probe), evaluate.length_batches(everything)
 
 
 def sample_program(cfg: GenerationConfig, rng: np.random.Generator,

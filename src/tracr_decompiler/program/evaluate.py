@@ -161,7 +161,7 @@ def _to_python(row: np.ndarray, kind: str) -> list:
 def evaluate(program: ir.Program, inputs: list[tuple]) -> list[list]:
   """Outputs of `program` on each input (lists of Python values, None for None)."""
   outputs: list = [None] * len(inputs)
-  for _, idx in sorted(_group_by_length(inputs).items()):
+  for idx in group_by_length(inputs).values():
     result = evaluate_batch(program, np.array([inputs[i] for i in idx], dtype=float))
     for i, row in zip(idx, result.data):
       outputs[i] = _to_python(row, result.kind)
@@ -190,8 +190,8 @@ def with_canonical_aliases(program: ir.Program, inputs: list[tuple]) -> ir.Progr
   this form; older data and user programs may not be.
   """
   env: dict[str, list] = {}
-  for n, idx in _group_by_length(inputs).items():
-    values = evaluate_batch(program, np.array([inputs[i] for i in idx], dtype=float), all_lines=True)
+  for batch in length_batches(inputs).values():
+    values = evaluate_batch(program, batch, all_lines=True)
     for name, v in values.items():
       env.setdefault(name, []).append(v)
   lines = []
@@ -206,8 +206,14 @@ def with_canonical_aliases(program: ir.Program, inputs: list[tuple]) -> ir.Progr
   return ir.Program(tuple(lines))
 
 
-def _group_by_length(inputs: list[tuple]) -> dict[int, list[int]]:
+def group_by_length(inputs: list[tuple]) -> dict[int, list[int]]:
+  """Input length -> positions of the inputs of that length, lengths ascending."""
   by_length: dict[int, list[int]] = {}
   for i, seq in enumerate(inputs):
     by_length.setdefault(len(seq), []).append(i)
-  return by_length
+  return dict(sorted(by_length.items()))
+
+
+def length_batches(inputs: list[tuple]) -> dict[int, np.ndarray]:
+  """Input length -> tokens [N, L] as floats (raises ValueError/TypeError for non-numeric tokens)."""
+  return {n: np.array([inputs[i] for i in idx], dtype=float) for n, idx in group_by_length(inputs).items()}
