@@ -34,6 +34,7 @@ class CompileSettings:
   compiler_bos: str = COMPILER_BOS
   compiler_pad: str = COMPILER_PAD
   mlp_exactness: int = 100
+  causal: bool = False  # attention masked to keys <= query (weights are the same; outputs differ)
 
   def __post_init__(self):
     if self.max_seq_len < 1:
@@ -48,7 +49,7 @@ class CompileSettings:
 
   @classmethod
   def from_json(cls, d: dict) -> "CompileSettings":
-    return cls(**{**d, "vocab": tuple(d["vocab"])})
+    return cls(**{"causal": False, **d, "vocab": tuple(d["vocab"])})  # files before `causal` were not causal
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from tracr_decompiler.compiling import model_io
+from tracr_decompiler.compiling import tracr_model
 from tracr_decompiler.decompiling import decode
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
@@ -87,7 +87,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     DecompileError: if the weights are not a Tracr model this decompiler can read.
   """
   start = time.time()
-  compiled = model_io.as_compiled(model)
+  compiled = tracr_model.as_compiled(model)
   try:
     graph = weights.encode_model(compiled)
   except weights.NotTracrError as e:
