@@ -17,13 +17,14 @@ from tracr.compiler import (basis_inference, craft_graph_to_model, expr_to_craft
 from tracr.craft import bases, transformers, vectorspace_fns
 from tracr.rasp import rasp
 
+from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, to_rasp as to_rasp_lib
 
 COMPILER_BOS = "compiler_bos"
 COMPILER_PAD = "compiler_pad"
 
 
-class CompileError(ValueError):
+class CompileError(TracrDecompilerError, ValueError):
   """tracr cannot compile the program (its reasons joined in the message)."""
 
 

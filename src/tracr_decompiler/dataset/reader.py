@@ -8,9 +8,10 @@ import pathlib
 import pyarrow.dataset as ds
 
 from tracr_decompiler.dataset import schema
+from tracr_decompiler.errors import TracrDecompilerError
 
 
-class DatasetError(ValueError):
+class DatasetError(TracrDecompilerError, ValueError):
   """Missing, foreign or incompatible dataset folder."""
 
 

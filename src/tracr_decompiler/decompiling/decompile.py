@@ -22,6 +22,7 @@ from tracr_decompiler.compiling import tracr_model
 from tracr_decompiler.decompiling import decode
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
+from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, source
 from tracr_decompiler.training import checkpoint, data
 
@@ -46,7 +47,7 @@ class DecompileResult:
     return to_rasp.to_rasp(self.program)
 
 
-class DecompileError(ValueError):
+class DecompileError(TracrDecompilerError, ValueError):
   """The input cannot be decompiled (not a Tracr model, too large, ...)."""
 
 

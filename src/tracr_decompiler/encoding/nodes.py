@@ -20,8 +20,10 @@ import dataclasses
 
 import numpy as np
 
+from tracr_decompiler.errors import TracrDecompilerError
 
-class NotTracrError(ValueError):
+
+class NotTracrError(TracrDecompilerError, ValueError):
   """The parameters do not have the structure of a Tracr-compiled model."""
 
 

@@ -15,6 +15,7 @@ import operator
 
 import numpy as np
 
+from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, registry
 
 _COMPARE = {  # tracr's predicate(key, query)
@@ -25,7 +26,7 @@ _COMPARE = {  # tracr's predicate(key, query)
 }
 
 
-class EvaluationError(ValueError):
+class EvaluationError(TracrDecompilerError, ValueError):
   """The program cannot be evaluated on these inputs (tracr's evaluator would raise)."""
 
 

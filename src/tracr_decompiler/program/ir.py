@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import registry
 
 INPUTS = ("tokens", "indices")
 ARITY = {"map": 1, "sequence_map": 2, "linear_sequence_map": 2, "aggregate": 3, "selector_width": 2}
 
 
-class ProgramError(ValueError):
+class ProgramError(TracrDecompilerError, ValueError):
   """A program that is not well formed (unknown name, bad arity, cycle...)."""
 
 
