@@ -5,29 +5,43 @@ tensors are tracr's parameters ("transformer/layer_0/attn/query/w", ...) and
 whose metadata holds one JSON document under "tracr_decompiler":
     {"format_version": 1, "settings": {...}, "num_layers": .., "num_heads": ..,
      "key_size": .., "input_encoding": [[token, row], ...], "output_values": [...],
-     "categorical_output": true, "residual_labels": [...]}
-Nothing in the file is executed; bad files raise ModelFileError with one line.
+     "categorical_output": true, "output_dims": [...], "residual_labels": [...]}
+Nothing in the file is executed. Loading checks the header and the metadata
+first, derives every tensor's shape from the metadata (within LIMITS), and
+reads tensors only when the file's claims agree with each other and with its
+real size; so a hostile file costs at most its own size in memory. Bad files
+raise ModelFileError with one line.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
 
+from tracr_decompiler import files, limits
 from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
+from tracr_decompiler.errors import FileError
 
 FORMAT_VERSION = 1
 META_KEY = "tracr_decompiler"
-MAX_FILE_BYTES = 2 << 30
+# Header (names, metadata) + float64 tensors at most: any larger file is refused before it is opened.
+MAX_FILE_BYTES = 8 + files.MAX_HEADER_BYTES + 2 * limits.MAX_MODEL_BYTES
+_SETTING_KEYS = {"vocab", "max_seq_len", "compiler_bos", "compiler_pad", "mlp_exactness", "causal"}
 
 
-class ModelFileError(ValueError):
-  """A model file that is missing, truncated, foreign or malformed."""
+class ModelFileError(FileError):
+  """A model file that is missing, special, truncated, foreign or malformed (also a ValueError)."""
 
 
-def save_model(model: CompiledModel, path: str) -> None:
+def save_model(model: CompiledModel, path: str) -> str:
+  """Writes `model` atomically (temp file + rename); returns the path written (symlinks resolved).
+
+  Raises:
+    FileError: `path` is a folder or a special file, or the write fails.
+  """
   from safetensors.numpy import save_file
   tensors = {f"{m}/{p}": np.ascontiguousarray(v) for m, ps in model.params.items() for p, v in ps.items()}
   meta = {"format_version": FORMAT_VERSION, "settings": model.settings.to_json(), "num_layers": model.num_layers,
@@ -35,7 +49,7 @@ def save_model(model: CompiledModel, path: str) -> None:
           "input_encoding": [[t, i] for t, i in model.input_encoding.items()],
           "output_values": model.output_values, "categorical_output": model.categorical_output,
           "output_dims": model.output_dims, "residual_labels": model.residual_labels}
-  save_file(tensors, path, metadata={META_KEY: json.dumps(meta)})
+  return files.atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)}))
 
 
 def _check(cond: bool, message: str) -> None:
@@ -43,68 +57,155 @@ def _check(cond: bool, message: str) -> None:
     raise ModelFileError(message)
 
 
-def load_model(path: str) -> CompiledModel:
-  """Reads a model file written by `save_model`, validating everything it uses."""
-  from safetensors import SafetensorError, safe_open
+def _int(x, lo: int, hi: int) -> bool:
+  """A JSON integer (not a bool or a float such as 5.0 or 1e309) within [lo, hi]."""
+  return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
+
+
+def _token(x) -> bool:
+  """A vocabulary token: an integer, a finite float or a short string (no lists, dicts, bools, null)."""
+  if isinstance(x, bool):
+    return False
+  if isinstance(x, int):
+    return abs(x) < 2 ** 53
+  if isinstance(x, float):
+    return math.isfinite(x)
+  return isinstance(x, str) and 0 < len(x) <= limits.MAX_TOKEN_CHARS
+
+
+def _value(x) -> bool:
+  """An output value of a categorical SOp: a number (ints, bools and finite floats)."""
+  return isinstance(x, (int, float)) and math.isfinite(x) and abs(x) < 2 ** 53
+
+
+def _settings(path: str, d) -> CompileSettings:
+  _check(isinstance(d, dict), f"{path}: metadata 'settings' is not an object")
+  _check(set(d) <= _SETTING_KEYS and {"vocab", "max_seq_len"} <= set(d),
+         f"{path}: metadata 'settings' has keys {sorted(map(str, d))[:8]}, expected {sorted(_SETTING_KEYS)}")
+  vocab = d["vocab"]
+  _check(isinstance(vocab, list) and 0 < len(vocab) <= limits.MAX_VOCAB and all(map(_token, vocab)),
+         f"{path}: vocab must be a list of 1..{limits.MAX_VOCAB} numbers or short strings")
+  _check(len({(type(t) is str, t) for t in vocab}) == len(vocab), f"{path}: vocab lists a token twice")
+  _check(_int(d["max_seq_len"], 1, limits.MAX_SEQ_LEN), f"{path}: max_seq_len must be an integer in 1..{limits.MAX_SEQ_LEN}")
+  for key in ("compiler_bos", "compiler_pad"):
+    _check(key not in d or (isinstance(d[key], str) and _token(d[key])), f"{path}: {key} must be a short string")
+  _check(_int(d.get("mlp_exactness", 100), 1, 10 ** 6), f"{path}: mlp_exactness must be an integer in 1..1000000")
+  _check(isinstance(d.get("causal", False), bool), f"{path}: causal must be true or false")
   try:
-    size = os.path.getsize(path)
-  except OSError as e:
-    raise ModelFileError(f"cannot read {path}: {e.strerror}") from None
-  _check(size <= MAX_FILE_BYTES, f"{path} is too large to be a compiled Tracr model")
+    return CompileSettings.from_json(d)
+  except (TypeError, ValueError) as e:  # e.g. compiler_bos also in the vocab
+    raise ModelFileError(f"{path}: bad settings ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+
+
+def _expected_shapes(meta: dict, d: int, hidden: dict[int, int]) -> dict[str, tuple[int, ...]]:
+  """Every tensor's shape, from the metadata (d = residual width, hidden = MLP width per layer)."""
+  hk = meta["num_heads"] * meta["key_size"]
+  shapes = {"token_embed/embeddings": (len(meta["input_encoding"]), d),
+            "pos_embed/embeddings": (meta["settings"]["max_seq_len"] + 1, d)}
+  for layer in range(meta["num_layers"]):
+    p = f"transformer/layer_{layer}"
+    for name in ("query", "key", "value"):
+      shapes[f"{p}/attn/{name}/w"], shapes[f"{p}/attn/{name}/b"] = (d, hk), (hk,)
+    shapes[f"{p}/attn/linear/w"], shapes[f"{p}/attn/linear/b"] = (hk, d), (d,)
+    m = hidden[layer]
+    shapes[f"{p}/mlp/linear_1/w"], shapes[f"{p}/mlp/linear_1/b"] = (d, m), (m,)
+    shapes[f"{p}/mlp/linear_2/w"], shapes[f"{p}/mlp/linear_2/b"] = (m, d), (d,)
+  return shapes
+
+
+def _metadata(path: str, metadata: dict) -> tuple[dict, CompileSettings, dict]:
+  """Checks the metadata document; returns (meta, settings, input encoding)."""
+  text = metadata.get(META_KEY)
+  _check(text is not None, f"{path} is not a tracr-decompiler model file (no '{META_KEY}' metadata)")
+  _check(len(text) <= limits.MAX_METADATA_BYTES, f"{path}: metadata is larger than {limits.MAX_METADATA_BYTES} bytes")
   try:
-    with safe_open(path, framework="numpy") as f:
-      meta_text = (f.metadata() or {}).get(META_KEY)
-      _check(meta_text is not None, f"{path} is not a tracr-decompiler model file (no metadata)")
-      tensors = {k: f.get_tensor(k) for k in f.keys()}
-  except ModelFileError:
-    raise
-  except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as e:
-    raise ModelFileError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0][:80]})") from None
-  try:
-    meta = json.loads(meta_text)
-  except ValueError:
+    meta = json.loads(text)
+  except (ValueError, RecursionError):
     raise ModelFileError(f"{path}: metadata is not valid JSON") from None
   _check(isinstance(meta, dict), f"{path}: metadata is not a JSON object")
-  _check(meta.get("format_version") == FORMAT_VERSION,
-         f"{path}: unknown format version {meta.get('format_version')!r} (expected {FORMAT_VERSION})")
+  _check(meta.get("format_version") == FORMAT_VERSION and type(meta.get("format_version")) is int,
+         f"{path}: unknown format version {str(meta.get('format_version'))[:20]!r} (expected {FORMAT_VERSION})")
+  missing = {"settings", "num_layers", "num_heads", "key_size", "input_encoding", "output_values",
+             "categorical_output", "output_dims", "residual_labels"} - set(meta)
+  _check(not missing, f"{path}: metadata lacks {sorted(missing)}")
+  settings = _settings(path, meta["settings"])
+  _check(_int(meta["num_layers"], 1, limits.MAX_LAYERS), f"{path}: num_layers must be an integer in 1..{limits.MAX_LAYERS}")
+  _check(_int(meta["num_heads"], 1, limits.MAX_HEADS), f"{path}: num_heads must be an integer in 1..{limits.MAX_HEADS}")
+  _check(_int(meta["key_size"], 1, limits.MAX_KEY_SIZE), f"{path}: key_size must be an integer in 1..{limits.MAX_KEY_SIZE}")
+  _check(meta["num_heads"] * meta["key_size"] <= limits.MAX_RESIDUAL, f"{path}: num_heads * key_size is implausibly large")
+  labels = meta["residual_labels"]
+  _check(isinstance(labels, list) and 0 < len(labels) <= limits.MAX_RESIDUAL
+         and all(isinstance(x, str) and len(x) <= 1000 for x in labels),
+         f"{path}: residual_labels must be a list of 1..{limits.MAX_RESIDUAL} strings")
+  d = len(labels)
+  pairs = meta["input_encoding"]
+  tokens = set(settings.vocab) | {settings.compiler_bos, settings.compiler_pad}
+  _check(isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and _token(p[0]) and _int(p[1], 0, 10 ** 6)
+                                         for p in pairs), f"{path}: input_encoding must be a list of [token, row] pairs")
+  encoding = {t: i for t, i in pairs}
+  _check(len(encoding) == len(pairs) == len(tokens) and set(encoding) == tokens
+         and sorted(encoding.values()) == list(range(len(pairs))),
+         f"{path}: input_encoding does not map the vocab, BOS and PAD to rows 0..{len(tokens) - 1}")
+  _check(d >= len(pairs) + settings.max_seq_len, f"{path}: residual_labels are fewer than the token and index dimensions")
+  dims = meta["output_dims"]
+  _check(isinstance(dims, list) and 0 < len(dims) and all(_int(x, 0, d - 1) for x in dims) and len(set(dims)) == len(dims),
+         f"{path}: output_dims must be distinct residual dimensions in 0..{d - 1}")
+  categorical, values = meta["categorical_output"], meta["output_values"]
+  _check(isinstance(categorical, bool), f"{path}: categorical_output must be true or false")
+  _check(isinstance(values, list) and all(map(_value, values)), f"{path}: output_values must be a list of numbers")
+  if categorical:
+    _check(len(values) == len(dims), f"{path}: output_values has {len(values)} values for {len(dims)} output_dims")
+  else:
+    _check(not values and len(dims) == 1, f"{path}: a numerical output has one output dim and no output_values")
+  return meta, settings, encoding
+
+
+def load_model(path: str) -> CompiledModel:
+  """Reads a model file written by `save_model`, validating everything before loading tensors.
+
+  Raises:
+    ModelFileError: one line naming the file, for any file that is not a model we wrote.
+  """
   try:
-    settings = CompileSettings.from_json(meta["settings"])
-    num_layers, num_heads, key_size = (int(meta[k]) for k in ("num_layers", "num_heads", "key_size"))
-    encoding = {(t if not isinstance(t, list) else tuple(t)): int(i) for t, i in meta["input_encoding"]}
-    output_values = list(meta.get("output_values", []))
-    categorical = bool(meta.get("categorical_output", True))
-  except (KeyError, TypeError, ValueError) as e:
-    raise ModelFileError(f"{path}: malformed metadata ({type(e).__name__}: {e})") from None
-  _check(0 < num_layers <= 256 and 0 < num_heads <= 256 and 0 < key_size <= 4096, f"{path}: implausible model sizes")
-  params: dict[str, dict[str, np.ndarray]] = {}
-  for name, value in tensors.items():
-    _check("/" in name, f"{path}: unexpected tensor name {name!r}")
+    f, size = files.open_regular(path, MAX_FILE_BYTES, "compiled Tracr model")
+  except ModelFileError:
+    raise
+  except FileError as e:
+    raise ModelFileError(str(e)) from None
+  with f:
+    try:
+      header, metadata, data_start = files.read_safetensors_header(f, size, path)
+    except FileError as e:
+      raise ModelFileError(str(e)) from None
+    meta, settings, encoding = _metadata(path, metadata)
+    d = len(meta["residual_labels"])
+    hidden = {}
+    for layer in range(meta["num_layers"]):
+      entry = header.get(f"transformer/layer_{layer}/mlp/linear_1/w")
+      _check(entry is not None and len(entry["shape"]) == 2, f"{path}: transformer/layer_{layer}/mlp/linear_1/w missing")
+      hidden[layer] = entry["shape"][1]
+      _check(hidden[layer] <= limits.MAX_MLP_HIDDEN, f"{path}: MLP width {hidden[layer]} exceeds {limits.MAX_MLP_HIDDEN}")
+    shapes = _expected_shapes(meta, d, hidden)
+    for name, entry in header.items():
+      _check(name in shapes, f"{path}: unexpected tensor {name[:80]!r} for a {meta['num_layers']}-layer model")
+      _check(tuple(entry["shape"]) == shapes[name],
+             f"{path}: tensor {name} has shape {tuple(entry['shape'])}, the metadata implies {shapes[name]}")
+      _check(entry["dtype"] in ("F16", "F32", "F64"), f"{path}: tensor {name} is {entry['dtype']}, not floating point")
+    absent = [n for n in shapes if n not in header and not n.endswith("/b")]  # biases are zero in Tracr models
+    _check(not absent, f"{path}: missing tensors {absent[:3]}")
+    _check(sum(4 * math.prod(s) for s in shapes.values()) <= limits.MAX_MODEL_BYTES,
+           f"{path}: a model of these sizes exceeds {limits.MAX_MODEL_BYTES >> 20} MiB")
+    params: dict[str, dict[str, np.ndarray]] = {}
+    for name in sorted(header, key=lambda n: math.prod(shapes[n])):  # small ones (embeddings) first
+      value = files.read_tensor(f, header[name], data_start, path).astype(np.float32, copy=False)
+      _check(bool(np.isfinite(value).all()), f"{path}: tensor {name} holds NaN or inf")
+      module, p = name.rsplit("/", 1)
+      params.setdefault(module, {})[p] = value
+  for name, shape in shapes.items():
     module, p = name.rsplit("/", 1)
-    _check(value.dtype.kind == "f", f"{path}: tensor {name} is not floating point")
-    _check(bool(np.all(np.isfinite(value))), f"{path}: tensor {name} holds NaN or inf")
-    params.setdefault(module, {})[p] = value.astype(np.float32)
-  _check("token_embed" in params and "pos_embed" in params, f"{path}: missing embeddings")
-  d = params["token_embed"].get("embeddings", np.zeros((0, 0))).shape
-  _check(len(d) == 2 and d[0] == len(encoding), f"{path}: token embedding does not match the input encoding")
-  for layer in range(num_layers):
-    for m, shape in ((f"transformer/layer_{layer}/attn/query", (d[1], num_heads * key_size)),
-                     (f"transformer/layer_{layer}/attn/key", (d[1], num_heads * key_size)),
-                     (f"transformer/layer_{layer}/attn/value", (d[1], num_heads * key_size)),
-                     (f"transformer/layer_{layer}/attn/linear", (num_heads * key_size, d[1]))):
-      _check(m in params and params[m].get("w") is not None and params[m]["w"].shape == shape,
-             f"{path}: {m} missing or with wrong shape")
-    for m in (f"transformer/layer_{layer}/mlp/linear_1", f"transformer/layer_{layer}/mlp/linear_2"):
-      _check(m in params and params[m].get("w") is not None and params[m]["w"].ndim == 2, f"{path}: {m} missing")
-    _check(params[f"transformer/layer_{layer}/mlp/linear_1"]["w"].shape[0] == d[1]
-           and params[f"transformer/layer_{layer}/mlp/linear_2"]["w"].shape[1] == d[1]
-           and params[f"transformer/layer_{layer}/mlp/linear_1"]["w"].shape[1]
-           == params[f"transformer/layer_{layer}/mlp/linear_2"]["w"].shape[0], f"{path}: MLP shapes disagree")
-  _check(params["pos_embed"]["embeddings"].shape == (settings.max_seq_len + 1, d[1]),
-         f"{path}: position embedding does not match max_seq_len")
-  for ps in params.values():  # biases are zero in Tracr models; tolerate files without them
-    if "w" in ps and "b" not in ps:
-      ps["b"] = np.zeros(ps["w"].shape[1], np.float32)
-  return CompiledModel(params=params, settings=settings, num_heads=num_heads, num_layers=num_layers,
-                       key_size=key_size, residual_labels=list(meta.get("residual_labels", [])),
-                       input_encoding=encoding, output_values=output_values,
-                       output_dims=list(meta.get("output_dims", [])), categorical_output=categorical)
+    if p == "b" and p not in params[module]:
+      params[module]["b"] = np.zeros(shape, np.float32)
+  return CompiledModel(params=params, settings=settings, num_heads=meta["num_heads"], num_layers=meta["num_layers"],
+                       key_size=meta["key_size"], residual_labels=list(meta["residual_labels"]),
+                       input_encoding=encoding, output_values=list(meta["output_values"]),
+                       output_dims=list(meta["output_dims"]), categorical_output=meta["categorical_output"])
