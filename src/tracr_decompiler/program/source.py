@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 
+from tracr_decompiler import limits
 from tracr_decompiler.program import ir, registry
 
 HEADER = "from tracr.rasp import rasp\n\n"
@@ -70,6 +71,8 @@ class _Parser:
     if isinstance(value, ast.Name):  # `program = v5`
       if value.id not in self.sops:
         self.fail(node, f"unknown SOp {value.id!r}")
+      if value.id in ir.INPUTS:
+        self.fail(node, f"the output is the input `{value.id}` itself; name an SOp the program computes")
       self.output = value.id
       return
     if self._call_name(value) == "Select":
@@ -149,16 +152,41 @@ class _Parser:
     self.fail(node, f"unsupported expression `{ast.unparse(node)[:80]}`")
 
 
+def _depth(tree: ast.AST) -> int:
+  """Nesting depth of the syntax tree, found without recursion (deep trees overflow the stack)."""
+  deepest, stack = 0, [(tree, 1)]
+  while stack:
+    node, depth = stack.pop()
+    deepest = max(deepest, depth)
+    if deepest > limits.MAX_SOURCE_DEPTH:
+      break
+    stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+  return deepest
+
+
 def parse_source(text: str) -> ir.Program:
   """Parses RASP source (as printed by `to_source`) without executing it.
 
+  Sources are bounded (limits.MAX_SOURCE_BYTES, MAX_SOURCE_LINES, MAX_SOURCE_DEPTH)
+  so that a hostile file is refused in one line rather than exhausting the
+  parser's stack or memory. A leading UTF-8 byte-order mark is ignored.
+
   Raises:
-    ir.ProgramError: on syntax errors, unknown functions or unsupported code.
+    ir.ProgramError: on syntax errors, unknown functions, unsupported code or sources over the limits.
   """
+  text = text.removeprefix("\ufeff")
+  if len(text.encode("utf-8", "surrogatepass")) > limits.MAX_SOURCE_BYTES:
+    raise ir.ProgramError(f"source is larger than {limits.MAX_SOURCE_BYTES} bytes")
+  if text.count("\n") > limits.MAX_SOURCE_LINES:
+    raise ir.ProgramError(f"source has more than {limits.MAX_SOURCE_LINES} lines")
   try:
     tree = ast.parse(text)
   except (SyntaxError, ValueError) as e:  # ValueError: null bytes
-    raise ir.ProgramError(f"not valid Python: {e}") from None
+    raise ir.ProgramError(f"not valid Python: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+  except (RecursionError, MemoryError):  # CPython's parser on very deep expressions
+    raise ir.ProgramError(f"source nests deeper than {limits.MAX_SOURCE_DEPTH} levels") from None
+  if _depth(tree) > limits.MAX_SOURCE_DEPTH:
+    raise ir.ProgramError(f"source nests deeper than {limits.MAX_SOURCE_DEPTH} levels")
   parser = _Parser()
   for node in tree.body:
     parser.statement(node)
