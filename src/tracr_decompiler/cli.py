@@ -154,9 +154,9 @@ def cmd_compile(args) -> None:
 
 def cmd_decompile(args) -> None:
   from tracr_decompiler.compiling import model_io
-  from tracr_decompiler.decompiling.decompile import decompile
   _check_beam(args.beam, args.mode)
-  model = model_io.load_model(args.model)
+  model = model_io.load_model(args.model)  # a bad file is refused before tracr and torch are imported
+  from tracr_decompiler.decompiling.decompile import decompile
   result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
                      verify=args.verify)
   print(result.source, end="")

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tracr_decompiler import files, limits
-from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
 from tracr_decompiler.errors import FileError
+
+if TYPE_CHECKING:  # compiler.py imports tracr (seconds); a bad file is refused before that import
+  from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
 
 FORMAT_VERSION = 1
 META_KEY = "tracr_decompiler"
@@ -91,9 +93,16 @@ def _settings(path: str, d) -> CompileSettings:
     _check(key not in d or (isinstance(d[key], str) and _token(d[key])), f"{path}: {key} must be a short string")
   _check(_int(d.get("mlp_exactness", 100), 1, 10 ** 6), f"{path}: mlp_exactness must be an integer in 1..1000000")
   _check(isinstance(d.get("causal", False), bool), f"{path}: causal must be true or false")
+  specials = [d.get("compiler_bos", "compiler_bos"), d.get("compiler_pad", "compiler_pad")]
+  _check(specials[0] != specials[1] and not set(specials) & set(vocab),
+         f"{path}: compiler_bos and compiler_pad must differ from each other and from the vocab")
+
+
+def _compile_settings(path: str, d: dict) -> CompileSettings:
+  from tracr_decompiler.compiling.compiler import CompileSettings
   try:
     return CompileSettings.from_json(d)
-  except (TypeError, ValueError) as e:  # e.g. compiler_bos also in the vocab
+  except (TypeError, ValueError) as e:
     raise ModelFileError(f"{path}: bad settings ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
 
 
@@ -113,8 +122,8 @@ def _expected_shapes(meta: dict, d: int, hidden: dict[int, int]) -> dict[str, tu
   return shapes
 
 
-def _metadata(path: str, metadata: dict) -> tuple[dict, CompileSettings, dict]:
-  """Checks the metadata document; returns (meta, settings, input encoding)."""
+def _metadata(path: str, metadata: dict) -> tuple[dict, dict]:
+  """Checks the metadata document; returns (meta, input encoding)."""
   text = metadata.get(META_KEY)
   _check(text is not None, f"{path} is not a tracr-decompiler model file (no '{META_KEY}' metadata)")
   _check(len(text) <= limits.MAX_METADATA_BYTES, f"{path}: metadata is larger than {limits.MAX_METADATA_BYTES} bytes")
@@ -128,7 +137,8 @@ def _metadata(path: str, metadata: dict) -> tuple[dict, CompileSettings, dict]:
   missing = {"settings", "num_layers", "num_heads", "key_size", "input_encoding", "output_values",
              "categorical_output", "output_dims", "residual_labels"} - set(meta)
   _check(not missing, f"{path}: metadata lacks {sorted(missing)}")
-  settings = _settings(path, meta["settings"])
+  _settings(path, meta["settings"])
+  vocab, max_seq_len = meta["settings"]["vocab"], meta["settings"]["max_seq_len"]
   _check(_int(meta["num_layers"], 1, limits.MAX_LAYERS), f"{path}: num_layers must be an integer in 1..{limits.MAX_LAYERS}")
   _check(_int(meta["num_heads"], 1, limits.MAX_HEADS), f"{path}: num_heads must be an integer in 1..{limits.MAX_HEADS}")
   _check(_int(meta["key_size"], 1, limits.MAX_KEY_SIZE), f"{path}: key_size must be an integer in 1..{limits.MAX_KEY_SIZE}")
@@ -139,14 +149,15 @@ def _metadata(path: str, metadata: dict) -> tuple[dict, CompileSettings, dict]:
          f"{path}: residual_labels must be a list of 1..{limits.MAX_RESIDUAL} strings")
   d = len(labels)
   pairs = meta["input_encoding"]
-  tokens = set(settings.vocab) | {settings.compiler_bos, settings.compiler_pad}
+  tokens = set(vocab) | {meta["settings"].get("compiler_bos", "compiler_bos"),
+                         meta["settings"].get("compiler_pad", "compiler_pad")}
   _check(isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and _token(p[0]) and _int(p[1], 0, 10 ** 6)
                                          for p in pairs), f"{path}: input_encoding must be a list of [token, row] pairs")
   encoding = {t: i for t, i in pairs}
   _check(len(encoding) == len(pairs) == len(tokens) and set(encoding) == tokens
          and sorted(encoding.values()) == list(range(len(pairs))),
          f"{path}: input_encoding does not map the vocab, BOS and PAD to rows 0..{len(tokens) - 1}")
-  _check(d >= len(pairs) + settings.max_seq_len, f"{path}: residual_labels are fewer than the token and index dimensions")
+  _check(d >= len(pairs) + max_seq_len, f"{path}: residual_labels are fewer than the token and index dimensions")
   dims = meta["output_dims"]
   _check(isinstance(dims, list) and 0 < len(dims) and all(_int(x, 0, d - 1) for x in dims) and len(set(dims)) == len(dims),
          f"{path}: output_dims must be distinct residual dimensions in 0..{d - 1}")
@@ -157,7 +168,7 @@ def _metadata(path: str, metadata: dict) -> tuple[dict, CompileSettings, dict]:
     _check(len(values) == len(dims), f"{path}: output_values has {len(values)} values for {len(dims)} output_dims")
   else:
     _check(not values and len(dims) == 1, f"{path}: a numerical output has one output dim and no output_values")
-  return meta, settings, encoding
+  return meta, encoding
 
 
 def load_model(path: str) -> CompiledModel:
@@ -177,7 +188,7 @@ def load_model(path: str) -> CompiledModel:
       header, metadata, data_start = files.read_safetensors_header(f, size, path)
     except FileError as e:
       raise ModelFileError(str(e)) from None
-    meta, settings, encoding = _metadata(path, metadata)
+    meta, encoding = _metadata(path, metadata)
     d = len(meta["residual_labels"])
     hidden = {}
     for layer in range(meta["num_layers"]):
@@ -205,6 +216,8 @@ def load_model(path: str) -> CompiledModel:
     module, p = name.rsplit("/", 1)
     if p == "b" and p not in params[module]:
       params[module]["b"] = np.zeros(shape, np.float32)
+  from tracr_decompiler.compiling.compiler import CompiledModel
+  settings = _compile_settings(path, meta["settings"])
   return CompiledModel(params=params, settings=settings, num_heads=meta["num_heads"], num_layers=meta["num_layers"],
                        key_size=meta["key_size"], residual_labels=list(meta["residual_labels"]),
                        input_encoding=encoding, output_values=list(meta["output_values"]),

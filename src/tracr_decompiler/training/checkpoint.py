@@ -6,26 +6,38 @@ A checkpoint folder holds
     optimizer.safetensors   AdamW moments (resume only)
     trainer_state.json      step, last metrics, param groups (resume only)
 It is written to a temporary folder and renamed into place, so a kill at any
-moment leaves the previous checkpoint or the new one, never half of one.
+moment leaves the previous checkpoint or the new one, never half of one. A run
+folder keeps two: `last/` and the one before it, `prev/`. trainer_state.json
+records the SHA-256 of both tensor files, so a checkpoint damaged later (a full
+disk, a bad copy, a truncated file) is detected and resuming falls back to
+`prev/`, saying so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import shutil
+import sys
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from tracr_decompiler import files
 from tracr_decompiler.dataset import schema
 from tracr_decompiler.encoding import programs
+from tracr_decompiler.errors import FileError
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
 
+MAX_CHECKPOINT_BYTES = 4 << 30  # per tensor file; the shipped model is 30 MB
+TENSOR_FILES = ("model.safetensors", "optimizer.safetensors")
 
-class CheckpointError(ValueError):
-  """A checkpoint folder that is missing, truncated or from another version."""
+
+class CheckpointError(FileError):
+  """A checkpoint folder that is missing, truncated, corrupt or from another version (also a ValueError)."""
 
 
 def _config_json(model_cfg: ModelConfig) -> dict:
@@ -53,42 +65,129 @@ def save(model: Decompiler, opt: torch.optim.Optimizer, model_cfg: ModelConfig, 
   save_file(tensors, tmp / "optimizer.safetensors")
   (tmp / "trainer_state.json").write_text(json.dumps(
       {"step": step, "metrics": metrics, "minutes": metrics.get("minutes", 0.0), "param_groups": groups,
-       "model_config": model_cfg.to_json()}, indent=2) + "\n")
-  final = out / "last"
-  old = out / ".last.old"
+       "model_config": model_cfg.to_json(), "sha256": {n: _sha256(tmp / n) for n in TENSOR_FILES}}, indent=2) + "\n")
+  last, prev, old = out / "last", out / "prev", out / ".prev.old"
   shutil.rmtree(old, ignore_errors=True)
-  if final.exists():
-    final.rename(old)
-  tmp.rename(final)
+  if last.exists():
+    try:
+      validate(last)
+      if prev.exists():
+        prev.rename(old)
+      last.rename(prev)  # the previous good checkpoint stays, in case `last` is damaged later
+    except CheckpointError:
+      shutil.rmtree(last)  # damaged since it was written: keep `prev` as the fallback instead
+  tmp.rename(last)
   shutil.rmtree(old, ignore_errors=True)
+
+
+def _sha256(path: pathlib.Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _read_json(path: pathlib.Path) -> dict:
+  try:
+    value = files.read_json(path, 16 << 20, "checkpoint JSON file")
+  except FileError as e:
+    raise CheckpointError(str(e)) from None
+  if not isinstance(value, dict):
+    raise CheckpointError(f"{path} is not a JSON object")
+  return value
+
+
+def _check_tensor_file(path: pathlib.Path, sha256: str | None) -> None:
+  """Header and size checks (and the recorded hash) before safetensors reads a byte of data."""
+  try:
+    f, size = files.open_regular(path, MAX_CHECKPOINT_BYTES, "checkpoint tensor file")
+    with f:
+      files.read_safetensors_header(f, size, path)
+  except FileError as e:
+    raise CheckpointError(str(e)) from None
+  if sha256 is not None and _sha256(path) != sha256:
+    raise CheckpointError(f"{path} is corrupt (its SHA-256 differs from the one recorded when it was saved)")
+
+
+def validate(folder: pathlib.Path) -> dict:
+  """Checks a resumable checkpoint folder without loading it; returns its trainer state.
+
+  Raises:
+    CheckpointError: naming the first file that is missing, truncated or corrupt.
+  """
+  state = _read_json(folder / "trainer_state.json")
+  hashes = state.get("sha256") or {}  # checkpoints from before hashes were recorded have none
+  if not isinstance(hashes, dict) or not isinstance(state.get("step"), int) or "model_config" not in state \
+      or not isinstance(state.get("param_groups"), list):
+    raise CheckpointError(f"{folder / 'trainer_state.json'} lacks step, model_config or param_groups")
+  _read_json(folder / "config.json")
+  for name in TENSOR_FILES:
+    _check_tensor_file(folder / name, hashes.get(name))
+  return state
+
+
+def find_resumable(out: pathlib.Path) -> tuple[pathlib.Path, dict] | None:
+  """The newest usable checkpoint of a run folder (`last/`, else `prev/`), with its trainer state.
+
+  A damaged `last/` is reported on stderr and skipped. Returns None for a fresh run.
+  Raises:
+    CheckpointError: checkpoints exist but none is usable (the message names the file and the remedy).
+  """
+  if not (out / "last").exists() and (out / ".last.old").exists():  # killed mid-rename by an older version
+    (out / ".last.old").rename(out / "last")
+  problems = []
+  for folder in (out / "last", out / "prev"):
+    if not folder.exists():
+      continue
+    try:
+      state = validate(folder)
+    except CheckpointError as e:
+      problems.append(str(e))
+      continue
+    if problems:
+      print(f"warning: {problems[0]}; resuming from {folder} (step {state['step']})", file=sys.stderr)
+    return folder, state
+  if problems:
+    raise CheckpointError(f"{problems[0]}; no usable checkpoint left in {out}: delete {out / 'last'} "
+                          f"and {out / 'prev'} to start over, or use another --out")
+  return None
 
 
 def load_trainer_state(out: pathlib.Path) -> dict | None:
-  path = out / "last" / "trainer_state.json"
-  if not path.exists():
-    old = out / ".last.old"  # killed between the two renames in `save`
-    if (old / "trainer_state.json").exists():
-      old.rename(out / "last")
-    else:
-      return None
-  return json.loads(path.read_text())
+  found = find_resumable(out)
+  return found[1] if found else None
+
+
+def _load_tensors(path: pathlib.Path) -> dict[str, torch.Tensor]:
+  _check_tensor_file(path, None)
+  try:
+    return load_file(path)
+  except (OSError, RuntimeError, ValueError, SafetensorError) as e:
+    raise CheckpointError(f"cannot read {path}: {str(e).splitlines()[0][:120]}") from None
 
 
 def load_weights(model: Decompiler, folder: pathlib.Path) -> None:
+  path = folder / "model.safetensors"
+  tensors = _load_tensors(path)
   try:
-    model.load_state_dict(load_file(folder / "model.safetensors"))
-  except (OSError, RuntimeError, ValueError) as e:
-    raise CheckpointError(f"cannot load weights from {folder}: {str(e).splitlines()[0]}") from None
+    model.load_state_dict(tensors)
+  except (RuntimeError, ValueError, KeyError) as e:
+    raise CheckpointError(f"{path} does not fit its config.json ({str(e).splitlines()[0][:120]})") from None
 
 
 def load_optimizer(opt: torch.optim.Optimizer, folder: pathlib.Path) -> None:
-  tensors = load_file(folder / "optimizer.safetensors")
-  state = json.loads((folder / "trainer_state.json").read_text())
+  path = folder / "optimizer.safetensors"
+  tensors = _load_tensors(path)
+  state = _read_json(folder / "trainer_state.json")
   per_param: dict[int, dict] = {}
-  for key, value in tensors.items():
-    pid, name = key.split(".", 1)
-    per_param.setdefault(int(pid), {})[name] = value
-  opt.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+  try:
+    for key, value in tensors.items():
+      pid, name = key.split(".", 1)
+      per_param.setdefault(int(pid), {})[name] = value
+    opt.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+  except (RuntimeError, ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"{path} does not fit the model ({str(e).splitlines()[0][:120]})") from None
 
 
 def load_decompiler(folder: str | pathlib.Path) -> Decompiler:
@@ -96,11 +195,13 @@ def load_decompiler(folder: str | pathlib.Path) -> Decompiler:
   folder = pathlib.Path(folder)
   if (folder / "last" / "model.safetensors").exists():  # a training run folder
     folder = folder / "last"
+  config = _read_json(folder / "config.json")
   try:
-    config = json.loads((folder / "config.json").read_text())
     model_cfg = ModelConfig.from_json(config["model_config"])
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise CheckpointError(f"{folder} is not a decompiler checkpoint ({type(e).__name__})") from None
+  except (ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"{folder / 'config.json'} is not a decompiler config ({type(e).__name__})") from None
+  if not isinstance(config.get("vocab"), dict):
+    raise CheckpointError(f"{folder / 'config.json'} has no vocab")
   if config.get("vocab", {}).get("fns") != list(programs.FNS) or config.get("vocab", {}).get("ar") != list(programs.AR_VOCAB):
     raise CheckpointError(f"{folder} was trained with another function registry")
   model = Decompiler(model_cfg)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tracr_decompiler.dataset.reader import DatasetError
 from tracr_decompiler.decompiling import decode
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.model.config import ModelConfig
@@ -136,9 +137,13 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
   out = pathlib.Path(cfg.out)
   out.mkdir(parents=True, exist_ok=True)
 
-  state = checkpoint.load_trainer_state(out)
+  resumable = checkpoint.find_resumable(out)  # last/, else prev/ if last/ is damaged
+  resume_from, state = resumable if resumable else (None, None)
   if state is not None:  # resume: the saved configs win, so the run stays one run
-    model_cfg = ModelConfig.from_json(state["model_config"])
+    try:
+      model_cfg = ModelConfig.from_json(state["model_config"])
+    except (ValueError, TypeError) as e:
+      raise checkpoint.CheckpointError(f"{resume_from / 'trainer_state.json'}: bad model_config ({e})") from None
   if master:
     (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     (out / "argv.txt").write_text(" ".join(sys.argv) + "\n")
@@ -147,15 +152,15 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
   train_ex = data.prepare(cfg.data, "train", cache, limit=cfg.limit, progress=progress and master)
   val_ex = data.prepare(cfg.data, "val", cache, progress=progress and master)[:cfg.eval_examples]
   if not train_ex:
-    raise ValueError(f"no usable training programs in {cfg.data}")
+    raise DatasetError(f"no usable training programs in {cfg.data}")
 
   torch.manual_seed(cfg.seed)
   model = Decompiler(model_cfg).to(device)
   opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
   step = 0
   if state is not None:
-    checkpoint.load_weights(model, out / "last")
-    checkpoint.load_optimizer(opt, out / "last")
+    checkpoint.load_weights(model, resume_from)
+    checkpoint.load_optimizer(opt, resume_from)
     step = state["step"]
   net = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
 
