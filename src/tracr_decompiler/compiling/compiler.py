@@ -71,6 +71,7 @@ class CompiledModel:
   categorical_output: bool
   # label -> (layer, "attn"|"mlp"): where each SOp's computation sits.
   allocation: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
+  output_name: str = ""  # the output SOp's residual label (where it was found), for messages only
 
 
 def _project(src: bases.VectorSpaceWithBasis, dst: bases.VectorSpaceWithBasis) -> np.ndarray:
@@ -119,6 +120,23 @@ def compile_expr(expr: rasp.SOp, settings: CompileSettings = CompileSettings()) 
     if graph.nodes[label].get(nodes.MODEL_BLOCK) is not None:
       model.allocation[label] = (half // 2, "attn" if half % 2 == 0 else "mlp")
   return model
+
+
+def tracr_compile(program: ir.Program | rasp.SOp, settings: CompileSettings = CompileSettings()):
+  """The user's door: tracr's own `compile_rasp_to_model`, returning its AssembledTransformerModel.
+
+  Slow (a first compile of each weight shape spends seconds in haiku's init),
+  so it is for measuring what users get, never for building training data.
+  """
+  from tracr.compiler import compiling  # imports JAX/haiku: only where a real tracr model is wanted
+  expr = to_rasp_lib.to_rasp(program) if isinstance(program, ir.Program) else program
+  try:
+    return compiling.compile_rasp_to_model(
+        expr, set(settings.vocab), settings.max_seq_len, causal=settings.causal,
+        compiler_bos=settings.compiler_bos, compiler_pad=settings.compiler_pad,
+        mlp_exactness=settings.mlp_exactness)
+  except (NotImplementedError, ValueError, TypeError, KeyError, AssertionError) as e:
+    raise CompileError(f"tracr cannot compile this program: {e}") from None
 
 
 def compile_program(program: ir.Program, settings: CompileSettings = CompileSettings(),

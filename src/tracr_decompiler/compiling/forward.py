@@ -1,8 +1,8 @@
 """A NumPy forward pass of a compiled Tracr model, batched over equal-length inputs.
 
 Tracr models have no layer norm, zero biases and ReLU MLPs, so the forward pass
-is a few matmuls: embeddings, then per layer softmax attention and an MLP, each
-added to the residual stream. It matches `AssembledTransformerModel.apply` to
+is a few matmuls: embeddings, then per layer softmax attention (causally masked
+when the model is causal) and an MLP, each added to the residual stream. It matches `AssembledTransformerModel.apply` to
 about 1e-6 and runs thousands of inputs per second on a CPU.
 """
 
@@ -27,6 +27,8 @@ def residual_stream(model: CompiledModel, tokens: np.ndarray) -> np.ndarray:
     kk = (x @ p[f"{a}/key"]["w"] + p[f"{a}/key"]["b"]).reshape(n, t, h, k)
     v = (x @ p[f"{a}/value"]["w"] + p[f"{a}/value"]["b"]).reshape(n, t, h, k)
     logits = np.einsum("nqhd,nkhd->nhqk", q, kk) / np.float32(np.sqrt(k))
+    if model.settings.causal:  # as tracr: masked logits set to -1e30 before the softmax
+      logits = np.where(np.tril(np.ones((t, t), dtype=bool)), logits, np.float32(-1e30))
     logits = logits - logits.max(-1, keepdims=True)
     weights = np.exp(logits)
     weights /= weights.sum(-1, keepdims=True)

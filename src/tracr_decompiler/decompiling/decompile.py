@@ -5,8 +5,8 @@ Example usage:
     >>> model = compiling.compile_rasp_to_model(lib.make_hist(), {0, 1, 2, 3, 4}, 5, compiler_bos="BOS")
     >>> result = tracr_decompiler.decompile(model)
     >>> print(result.source)            # runs with tracr
-    >>> result.verified, result.verification
-    (True, 'same outputs on all 3905 inputs; weights identical')
+    >>> result.verified, result.status
+    (True, 'proved')
 """
 
 from __future__ import annotations
@@ -34,12 +34,17 @@ class DecompileResult:
   program: ir.Program
   source: str  # Python RASP source in tracr's API
   line_confidence: list[float]  # probability of each line's fields under the model (NAR), canonical order
-  verified: bool  # True only if checked against the given model on every input tried
+  verified: bool  # True only when proved or checked on every valid input (see verify.py)
   verification: str  # what was checked, in words
   candidates_tried: int
   seconds: float
   mode: str
   check: Check | None = None
+
+  @property
+  def status(self) -> str:
+    """proved / verified / sampled / different / untrusted (verify.py), or "unchecked"."""
+    return self.check.status if self.check is not None else "unchecked"
 
   def to_rasp(self):
     """The program as tracr `rasp` objects (its output SOp)."""
@@ -57,16 +62,7 @@ def load_decompiler(path: str | None = None):
   folder = pathlib.Path(path) if path else PRETRAINED
   if not (folder / "config.json").exists() and not (folder / "last").exists():
     raise checkpoint.CheckpointError(f"no decompiler checkpoint at {folder}")
-  torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
   return checkpoint.load_decompiler(folder)
-
-
-def _describe(check: Check) -> str:
-  scope = f"all {check.inputs}" if check.exhaustive else f"{check.inputs} sampled"
-  text = f"same outputs on {scope} inputs"
-  if check.weights_identical is not None:
-    text += "; weights identical" if check.weights_identical else "; weights differ"
-  return text
 
 
 def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", beam: int = 16,
@@ -97,8 +93,6 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   s = len(graph.nodes)
   if s > decompiler.cfg.max_nodes:
     raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({decompiler.cfg.max_nodes - 2})")
-  if not compiled.output_dims:
-    compiled.output_dims = list(graph.nodes[-1].writes)
   batch = data.graph_batch(graph)
   with torch.no_grad():
     memory, mask = decompiler.encode(batch)
@@ -114,20 +108,23 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   confidence = _line_confidence(logits, candidates[0][1], s) if mode == "nar" else []
   chosen, check, tried = candidates[0][1], None, 0
   if verify:
-    verifier = Verifier(compiled)
+    verifier = Verifier(model, compiled)
+    first = None
     for _, program in candidates:
       tried += 1
       result = verifier.check(program)
-      if result.functional:
+      first = first or result
+      if result.verified or result.status == "sampled":
         chosen, check = program, result
         break
-  verified = check is not None and check.functional
-  if verified:
-    text = _describe(check)
-  elif verify:
-    text = f"unverified: none of {tried} candidates matched the model's outputs (best guess shown)"
-  else:
+    check = check or first
+  verified = check is not None and check.verified
+  if check is None:
     text = "unverified: verification was not run"
+  elif verified or check.status == "sampled":
+    text = check.describe()
+  else:
+    text = f"unverified: none of {tried} candidates matched the model ({check.describe()}; best guess shown)"
   return DecompileResult(program=chosen, source=source.to_source(chosen), line_confidence=confidence,
                          verified=verified, verification=text, candidates_tried=tried,
                          seconds=time.time() - start, mode=mode, check=check)

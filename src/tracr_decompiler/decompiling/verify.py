@@ -1,86 +1,145 @@
-"""Checks a candidate program against the compiled model it was read from.
+"""Checks candidate programs against the model they were read from.
 
-Two checks, both against the given model itself:
-  functional  run the given weights and the candidate program on the same
-              inputs (every input when there are at most MAX_EXHAUSTIVE, else
-              a fixed random sample) and compare outputs;
-  weights     recompile the candidate and compare both models' weight graphs,
-              which equal each other exactly when the weights are identical up
-              to a permutation of residual blocks and hidden units.
-A candidate is *verified* only if the functional check passed on every input
-tried; nothing is labelled verified without running it.
+The oracle is the model we were given, run and decoded as its own library runs
+it: a tracr AssembledTransformerModel through its own forward pass (causal
+masking included), a model file through our NumPy forward pass (which is what
+the file means). A candidate's RASP outputs, evaluated causally for a causal
+model, must equal the model's at every position of every input tried
+(compiling/outputs.py). Two extra checks:
+
+  reading    for a tracr model, our NumPy reading of its weights must reproduce
+             its own outputs on the same inputs; if it does not, what we read is
+             not what runs, and nothing is verified;
+  weights    recompiling the candidate with the model's settings gives the same
+             parameters up to renaming (identity.py): the model *is* the
+             candidate's compile, a proof that does not depend on how many
+             inputs were tried.
+
+Statuses, strongest first:
+  proved      outputs match and the weights are identical up to renaming;
+  verified    outputs match on every valid input (exhaustive);
+  sampled     outputs match on a sample of inputs only: not a promise;
+  different   outputs differ (the first difference is reported);
+  untrusted   our reading of the model disagrees with its own forward pass.
+Only "proved" and "verified" count as verified.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import numpy as np
 
-from tracr_decompiler.compiling import checking, compiler, forward
+from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, tracr_model
 from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.decompiling import identity
 from tracr_decompiler.encoding import weights
-from tracr_decompiler.program import evaluate, ir
+from tracr_decompiler.program import ir
 
-MAX_EXHAUSTIVE = 5000
-SAMPLED_INPUTS = 2000
+Status = Literal["proved", "verified", "sampled", "different", "untrusted"]
 
 
 @dataclasses.dataclass
 class Check:
-  functional: bool
+  status: Status
+  comparison: outputs.Comparison
   inputs: int  # how many inputs were compared
   exhaustive: bool
   weights_identical: bool | None  # None: not checked
   reason: str = ""
 
+  @property
+  def functional(self) -> bool:
+    """Outputs matched on every input tried (exhaustive or not)."""
+    return self.comparison.equal
 
-def check_inputs(settings: compiler.CompileSettings, seed: int = 0) -> tuple[list[tuple], bool]:
-  count = sum(len(settings.vocab) ** n for n in range(1, settings.max_seq_len + 1))
-  if count <= MAX_EXHAUSTIVE:
-    return evaluate.all_inputs(settings.vocab, settings.max_seq_len), True
-  return evaluate.sample_inputs(settings.vocab, settings.max_seq_len, SAMPLED_INPUTS, np.random.default_rng(seed)), False
+  @property
+  def verified(self) -> bool:
+    return self.status in ("proved", "verified")
+
+  def describe(self) -> str:
+    scope = f"{'all' if self.exhaustive else ''} {self.inputs}{'' if self.exhaustive else ' sampled'} inputs".strip()
+    if self.status == "untrusted":
+      return f"not verified: {self.reason}"
+    if self.status == "different":
+      return f"outputs differ from the model's: {self.comparison.describe()}"
+    text = f"same outputs as the model on {scope}"
+    if self.status == "proved":
+      text += "; recompiles to identical weights (up to renaming)"
+    elif self.status == "sampled":
+      text += " (not exhaustive, weights not identical: not a proof)"
+    return text
+
+
+def _agree(a: outputs.Outputs, b: outputs.Outputs) -> tuple[int, int]:
+  """(positions, disagreements) between two readings of one model."""
+  positions = bad = 0
+  for n in a.decoded:
+    if a.categorical != b.categorical:
+      return 1, 1
+    if a.categorical:
+      same = (a.decoded[n] == b.decoded[n]) & (a.none[n] == b.none[n])
+    else:
+      same = np.abs(a.decoded[n] - b.decoded[n]) <= outputs.TOLERANCE
+    positions += same.size
+    bad += int((~same).sum())
+  return positions, bad
 
 
 class Verifier:
   """Runs the given model once, then checks any number of candidates against it."""
 
-  def __init__(self, model: CompiledModel):
-    self.model = model
-    self.inputs, self.exhaustive = check_inputs(model.settings)
-    self.batches = {}
-    try:  # numeric vocab: compare arrays (fast); otherwise Python lists
-      self.batches = evaluate.length_batches(self.inputs)
-      self.expected_arrays = forward.run_arrays(model, self.batches)
-    except (TypeError, ValueError):
-      self.expected_arrays = None
-    self.expected = forward.run(model, self.inputs) if self.expected_arrays is None else None
-    self._graph = None
+  def __init__(self, model, compiled: CompiledModel | None = None, seed: int = 0):
+    self.compiled = compiled if compiled is not None else tracr_model.as_compiled(model)
+    s = self.compiled.settings
+    self.inputs = inputs_lib.input_set(s.vocab, s.max_seq_len, seed)
+    self.untrusted = ""
+    if tracr_model.is_tracr_model(model):
+      self.expected = outputs.tracr_outputs(model, self.inputs, self.compiled.output_dims)
+      self.untrusted = self._cross_check()
+    else:
+      self.expected = outputs.model_outputs(self.compiled, self.inputs)
 
-  @property
-  def graph(self) -> weights.WeightGraph:
-    if self._graph is None:
-      self._graph = weights.encode_model(self.model)
-    return self._graph
+  def _cross_check(self) -> str:
+    """Why our reading of a tracr model cannot be trusted ("" when it can)."""
+    if not self.compiled.output_dims:
+      return "the output SOp's block could not be found in the residual stream"
+    try:
+      ours = outputs.model_outputs(self.compiled, self.inputs)
+    except (ValueError, IndexError, KeyError) as e:
+      return f"our reading of the weights cannot run ({e})"
+    if self.expected.categorical and [outputs.evaluate.value_key(v) for v in ours.table] != [
+        outputs.evaluate.value_key(v) for v in self.expected.table[:len(ours.table)]]:
+      return "the output encoder's values do not match the output block"
+    positions, bad = _agree(ours, self.expected)
+    if bad:
+      return (f"our reading of the weights disagrees with the model's own forward pass at {bad} of "
+              f"{positions} output positions")
+    return ""
 
   def check(self, program: ir.Program, weights_check: bool = True) -> Check:
-    try:
-      if self.expected_arrays is not None:
-        same = all(checking.same_arrays(evaluate.evaluate_batch(program, b).data, self.expected_arrays[n])
-                   for n, b in self.batches.items())
-      else:
-        same = evaluate.same_outputs(self.expected, evaluate.evaluate(program, self.inputs))
-    except (evaluate.EvaluationError, TypeError, ValueError) as e:
-      return Check(False, 0, self.exhaustive, None, f"cannot evaluate: {e}")
-    ident = self.weights_identical(program) if (weights_check and same) else None
-    return Check(same, len(self.inputs), self.exhaustive, ident, "" if same else "outputs differ")
+    s = self.compiled.settings
+    cmp = outputs.compare(self.expected, program, self.inputs, causal=s.causal)
+    ident = self.weights_identical(program) if (weights_check and cmp.equal and not self.untrusted) else None
+    if self.untrusted:
+      status: Status = "untrusted"
+    elif not cmp.equal:
+      status = "different"
+    elif ident:
+      status = "proved"
+    else:
+      status = "verified" if self.inputs.exhaustive else "sampled"
+    return Check(status, cmp, len(self.inputs), self.inputs.exhaustive, ident, self.untrusted)
 
   def weights_identical(self, program: ir.Program) -> bool:
-    try:
-      other = compiler.compile_program(program, self.model.settings)
-      g = weights.encode_model(other)
-    except (compiler.CompileError, weights.NotTracrError):
-      return False
-    mine = self.graph
-    return (g.features.shape == mine.features.shape and np.allclose(g.features, mine.features, atol=1e-4)
-            and np.array_equal(g.relations, mine.relations))
+    """Recompiled with the model's settings (either usual mlp_exactness), identical up to renaming?"""
+    base = self.compiled.settings
+    for exactness in dict.fromkeys((base.mlp_exactness, 100, 1000)):
+      try:
+        other = compiler.compile_program(program, dataclasses.replace(base, mlp_exactness=exactness))
+      except (compiler.CompileError, weights.NotTracrError, ValueError):
+        return False
+      if identity.same_weights(self.compiled, other):
+        return True
+    return False

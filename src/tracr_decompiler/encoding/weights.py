@@ -214,7 +214,7 @@ def _ordered_nodes(params, input_encoding, settings, num_layers, num_heads, key_
 
 
 def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_size,
-                   output_values=None) -> WeightGraph:
+                   output_values=None, output_dims=None) -> WeightGraph:
   """Reads a compiled model's parameters into the encoder's graph input.
 
   Args:
@@ -223,6 +223,7 @@ def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_
     settings: CompileSettings (BOS/PAD names).
     output_values: the values of the model's output SOp (tracr's output
       encoder), when known; categorical outputs only.
+    output_dims: the output SOp's residual dims, when known.
   Raises:
     NotTracrError: if the weights do not have Tracr's structure.
   """
@@ -240,15 +241,19 @@ def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_
       for j in idx:
         relations[i, j, ROLES.index(r)] = 1
         relations[j, i, len(ROLES) + ROLES.index(r)] = 1
-  # Every compiled SOp reaches the output (tracr compiles only what the output
-  # uses), so the output is the unique deepest op: the last node in our order.
+  # The output is the node writing the output block. In a model tracr compiled,
+  # every SOp reaches the output, so that is the unique deepest op, the last
+  # node in our order; that is also the fallback when the block is unknown.
+  out = s - 1
+  if output_dims:
+    out = next((i for i, n in enumerate(ordered) if sorted(n.writes) == sorted(output_dims)), s - 1)
   is_output = np.zeros(s, np.float32)
-  is_output[-1] = 1
+  is_output[out] = 1
   features = np.stack(feats)
   if output_values:  # the model's output encoder: the values of the output SOp
     vals = np.array([float(v) if isinstance(v, (int, float, bool, np.number)) else 0.0
                      for v in output_values[:_K]], np.float32)
-    features[-1, -_K:][:len(vals)] = np.tanh(vals / 4.0) + 0.01  # 0 means "no value"
+    features[out, -_K:][:len(vals)] = np.tanh(vals / 4.0) + 0.01  # 0 means "no value"
   if not any(n.layer >= 0 for n in ordered):
     raise NotTracrError("no attention head or MLP writes anything")
   return WeightGraph(features=features, kinds=np.array([KINDS.index(n.kind) for n in ordered]),
@@ -259,4 +264,4 @@ def encode_weights(params, input_encoding, settings, num_layers, num_heads, key_
 def encode_model(model) -> WeightGraph:
   """encode_weights for a CompiledModel."""
   return encode_weights(model.params, model.input_encoding, model.settings, model.num_layers,
-                        model.num_heads, model.key_size, model.output_values)
+                        model.num_heads, model.key_size, model.output_values, model.output_dims)

@@ -1,4 +1,7 @@
-"""Held-out real programs: tracr's own `lib`, compiled at the dataset's settings and decompiled.
+"""Held-out real programs: tracr's own `lib`, compiled by plain tracr and decompiled.
+
+Each program is compiled with tracr's own `compile_rasp_to_model` (the object a
+user holds, BOS "BOS") and handed to `decompile()` as is.
 
 None of these programs is in any training set (generation/heldout.py blocks
 the ones our registry can express). Several use lambdas outside the registry,
@@ -16,12 +19,12 @@ from tracr.rasp import rasp
 
 from tracr_decompiler.compiling import compiler
 from tracr_decompiler.decompiling.decompile import DecompileError, decompile
-from tracr_decompiler.decompiling.verify import check_inputs
+from tracr_decompiler.compiling import inputs as inputs_lib
 from tracr_decompiler.evaluation import metrics
 from tracr_decompiler.generation import heldout
 from tracr_decompiler.program import evaluate
 
-SETTINGS = compiler.CompileSettings()  # vocab {0..4}, max_seq_len 5: the training settings
+SETTINGS = compiler.CompileSettings(compiler_bos="BOS")  # vocab {0..4}, max_seq_len 5: the training world
 
 
 def lib_programs() -> dict[str, rasp.SOp]:
@@ -61,17 +64,17 @@ def _rasp_outputs(expr: rasp.SOp, inputs) -> list[list] | None:
 
 def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: int = 16) -> dict:
   expressible = heldout.expressible_lib_programs()
-  inputs = check_inputs(SETTINGS)[0]
+  inputs = inputs_lib.input_set(SETTINGS.vocab, SETTINGS.max_seq_len).inputs
   results = []
   for name, expr in lib_programs().items():
     rec = {"program": name}
     try:
-      model = compiler.compile_expr(expr, SETTINGS)
+      model = compiler.tracr_compile(expr, SETTINGS)
     except compiler.CompileError as e:
       rec.update(status="does not compile at these settings", error=str(e)[:120])
       results.append(rec)
       continue
-    rec["layers"] = model.num_layers
+    rec["layers"] = model.model_config.num_layers
     t = time.time()
     try:
       result = decompile(model, checkpoint_path=checkpoint, beam=beam, verify=True)
@@ -83,6 +86,7 @@ def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: in
     rec["source"] = result.source
     rec["ops"] = len(result.program)
     rec["verified"] = result.verified
+    rec["status_of_check"] = result.status
     rec["verification"] = result.verification
     reference = _rasp_outputs(expr, inputs)
     got = metrics.outputs(result.program, inputs)

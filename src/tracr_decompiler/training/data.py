@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tracr_decompiler.compiling import inputs as inputs_lib
 from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.encoding import flat, programs, weights
 from tracr_decompiler.model.config import ModelConfig
@@ -69,8 +70,7 @@ def example_from_row(row: dict, index: int) -> Example | None:
 @functools.lru_cache(maxsize=4)
 def _probe_inputs(settings) -> list[tuple]:
   """Inputs that show every value an SOp can take (all of them when there are few)."""
-  from tracr_decompiler.decompiling.verify import check_inputs
-  return check_inputs(settings)[0]
+  return inputs_lib.input_set(settings.vocab, settings.max_seq_len).inputs
 
 
 def _work(args):

@@ -1,0 +1,96 @@
+"""Weight identity up to permutation: the proof that a program is a model's source.
+
+Two Tracr models compute the same function when their parameters agree after
+renaming, and renaming permutes only whole residual blocks, heads and MLP
+hidden units (GUIDE §2). So both models are brought into one canonical frame:
+
+  residual dims  `one`, BOS, PAD, then every node's block in the canonical node
+                 order of encoding/weights.py (which the weights alone
+                 determine), then anything left over, in index order;
+  heads          compared through their bilinear forms W_QK = W_Q W_K^T and
+                 W_OV = W_V W_O in that frame (invariant to the order of the
+                 head's own key/value columns), as a multiset per layer;
+  MLP units      (input column, output row) pairs in that frame, as a multiset
+                 per layer.
+
+Every parameter takes part; biases must be zero (they are in every Tracr
+model). Anything the node reading gets wrong makes the frames differ, and the
+answer is "not identical": this check can only err towards "no".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.encoding import weights
+from tracr_decompiler.program import evaluate
+
+RTOL, ATOL = 1e-5, 1e-5
+
+
+def _frame(model: CompiledModel) -> np.ndarray:
+  """The canonical order of the residual dims."""
+  ordered, _, special = weights._ordered_nodes(  # pylint: disable=protected-access
+      model.params, model.input_encoding, model.settings, model.num_layers, model.num_heads, model.key_size)
+  order: list[int] = [d for d in (special["one"], special["bos"], special["pad"]) if d is not None]
+  for n in ordered:
+    order += n.writes + n.reads.get("scratch", [])
+  seen: set[int] = set()
+  order = [d for d in order if not (d in seen or seen.add(d))]
+  width = model.params["token_embed"]["embeddings"].shape[1]
+  return np.array(order + [d for d in range(width) if d not in seen])
+
+
+def _sorted_rows(rows: np.ndarray) -> np.ndarray:
+  """Rows in a canonical order (lexicographic on rounded values)."""
+  if len(rows) == 0:
+    return rows
+  keys = np.round(rows, 4)
+  return rows[np.lexsort(keys.T[::-1])]
+
+
+def _canonical(model: CompiledModel) -> dict[str, np.ndarray]:
+  p, perm = model.params, _frame(model)
+  tokens = sorted(model.input_encoding, key=lambda t: (type(t).__name__, t))
+  out = {"token_embed": p["token_embed"]["embeddings"][[model.input_encoding[t] for t in tokens]][:, perm],
+         "pos_embed": p["pos_embed"]["embeddings"][:, perm]}
+  k = model.key_size
+  for layer in range(model.num_layers):
+    a, m = f"transformer/layer_{layer}/attn", f"transformer/layer_{layer}/mlp"
+    heads = []
+    for h in range(model.num_heads):
+      cols = slice(h * k, (h + 1) * k)
+      qk = p[f"{a}/query"]["w"][:, cols] @ p[f"{a}/key"]["w"][:, cols].T
+      ov = p[f"{a}/value"]["w"][:, cols] @ p[f"{a}/linear"]["w"][cols]
+      heads.append(np.concatenate([qk[perm][:, perm].ravel(), ov[perm][:, perm].ravel()]))
+    out[f"{a}/heads"] = _sorted_rows(np.array(heads))
+    w1, w2 = p[f"{m}/linear_1"]["w"], p[f"{m}/linear_2"]["w"]
+    out[f"{m}/units"] = _sorted_rows(np.concatenate([w1[perm].T, w2[:, perm]], axis=1))
+  return out
+
+
+def _biases_zero(model: CompiledModel) -> bool:
+  return all(not np.any(ps["b"]) for ps in model.params.values() if "b" in ps)
+
+
+def same_weights(a: CompiledModel, b: CompiledModel) -> bool:
+  """Whether the two models' parameters are identical up to renaming (see module doc)."""
+  sa, sb = a.settings, b.settings
+  if (sa.causal != sb.causal or sa.max_seq_len != sb.max_seq_len
+      or {evaluate.value_key(t) for t in a.input_encoding} != {evaluate.value_key(t) for t in b.input_encoding}
+      or a.categorical_output != b.categorical_output
+      or [evaluate.value_key(v) for v in a.output_values] != [evaluate.value_key(v) for v in b.output_values]
+      or (a.num_layers, a.num_heads) != (b.num_layers, b.num_heads)):
+    return False
+  if not (_biases_zero(a) and _biases_zero(b)):
+    return False
+  try:
+    ca, cb = _canonical(a), _canonical(b)
+    fa, fb = list(_frame(a)), list(_frame(b))
+  except (weights.NotTracrError, KeyError, IndexError, ValueError):
+    return False
+  if not a.output_dims or [fa.index(d) for d in a.output_dims] != [fb.index(d) for d in b.output_dims]:
+    return False  # the same weights, but a different SOp read out as the output
+  return ca.keys() == cb.keys() and all(
+      ca[k].shape == cb[k].shape and np.allclose(ca[k], cb[k], rtol=RTOL, atol=ATOL) for k in ca)
