@@ -166,9 +166,9 @@ def cmd_decompile(args) -> None:
 
 def cmd_evaluate(args) -> None:
   from tracr_decompiler.dataset import reader
-  from tracr_decompiler.evaluation import lib_report, report
   _check_beam(args.beam, "nar")
   if args.lib:
+    from tracr_decompiler.evaluation import lib_report
     summary = lib_report.evaluate_lib(args.checkpoint, out=args.out, beam=args.beam)
     print(lib_report.markdown(summary), end="")
     return
@@ -177,6 +177,7 @@ def cmd_evaluate(args) -> None:
   rows = reader.read_split(args.data, None if args.split == "all" else args.split, columns=["id"])
   if not rows:
     raise reader.DatasetError(f"split {args.split!r} of {args.data} is empty; nothing to evaluate")
+  from tracr_decompiler.evaluation import report
   summary = report.evaluate_run(args.checkpoint, args.data, args.split, limit=args.limit, beam=args.beam,
                                 out=args.out, progress=not args.quiet, exclude=args.exclude)
   print(report.markdown(summary), end="")

@@ -136,7 +136,7 @@ def read_safetensors_header(f: BinaryIO, size: int, path: str | os.PathLike) -> 
     if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
       raise bad(f"entry {name[:80]!r} is not {{dtype, shape, data_offsets}}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPE_BYTES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
       raise bad(f"tensor {name[:80]!r} has unknown dtype {str(dtype)[:20]!r}")
     if not (isinstance(shape, list) and len(shape) <= MAX_TENSOR_DIMS and all(_is_int(d) and d >= 0 for d in shape)):
       raise bad(f"tensor {name[:80]!r} has a malformed shape")
