@@ -193,6 +193,13 @@ def _check_beam(beam: int, mode: str) -> None:
 # ---------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+  """argparse, with its rejections as one line like every other error (still exit status 2)."""
+
+  def error(self, message: str):
+    self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _add_settings(p: argparse.ArgumentParser) -> None:
   p.add_argument("--vocab", type=_vocab, default=(0, 1, 2, 3, 4), help="comma-separated tokens")
   p.add_argument("--max-seq-len", type=_int_in(1, limits.MAX_SEQ_LEN), default=5,
@@ -200,11 +207,11 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="tracr-decompiler", description=__doc__.splitlines()[0])
+  parser = _Parser(prog="tracr-decompiler", description=__doc__.splitlines()[0])
   parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
   sub = parser.add_subparsers(dest="command", required=True)
   # `--debug` is also accepted after the subcommand (SUPPRESS keeps it from resetting the top-level one).
-  debug = argparse.ArgumentParser(add_help=False)
+  debug = _Parser(add_help=False)
   debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
   add = lambda name, **kwargs: sub.add_parser(name, parents=[debug], **kwargs)
 
