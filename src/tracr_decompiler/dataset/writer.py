@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from tracr_decompiler import files
 from tracr_decompiler.dataset import rows, schema
 from tracr_decompiler.generation import heldout, sampler
 from tracr_decompiler.generation.config import GenerationConfig
@@ -156,7 +157,7 @@ def _dedupe_and_manifest(cfg: DatasetConfig, out: pathlib.Path, seconds: float) 
       "shards": [str(shard_path(out, s).relative_to(out)) for s in range(cfg.num_shards)],
       "content_hash": digest.hexdigest(),
   }
-  (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+  files.atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
   manifest["seconds"] = seconds
   return manifest
 
@@ -168,7 +169,7 @@ def build_dataset(cfg: DatasetConfig, progress: bool = True) -> dict:
   identity_file = out / "dataset_config.json"
   if identity_file.exists() and json.loads(identity_file.read_text()) != cfg.identity():
     raise ValueError(f"{out} holds a dataset made with other settings; choose another --out")
-  identity_file.write_text(json.dumps(cfg.identity(), indent=2) + "\n")
+  files.atomic_write_text(identity_file, json.dumps(cfg.identity(), indent=2) + "\n")
   for stale in (out / "data").glob(".shard-*.tmp"):  # left by a killed run
     stale.unlink()
   todo = [s for s in range(cfg.num_shards) if not _shard_ok(shard_path(out, s))]
