@@ -28,10 +28,19 @@ from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.model.config import ModelConfig
 
 NEG = -1e9
-# PyTorch's inference fast path for nn.TransformerEncoderLayer returns NaN for
-# some rows when given a per-head float attention mask (our relation bias);
-# the regular path is exact and costs little at our sizes.
-torch.backends.mha.set_fastpath_enabled(False)
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+  """GELU as a plain function, not the string "gelu": that keeps our layers off PyTorch's fast path.
+
+  PyTorch's inference fast path for nn.TransformerEncoderLayer returns NaN for
+  some rows when given a per-head float attention mask (our relation bias).
+  Layers only take that path when their activation is the built-in relu/gelu,
+  so this opts out per layer, without the process-wide
+  `torch.backends.mha.set_fastpath_enabled(False)` a library must not flip.
+  """
+  return F.gelu(x)
+
 RELATION_READS = len(weights.ROLES)  # relation channels 0..4: "node i reads node j in role r"
 
 
@@ -49,7 +58,7 @@ class GraphEncoder(nn.Module):
     self.node_pos = nn.Embedding(cfg.max_nodes, cfg.d_model)  # canonical node order (from weights, not names)
     self.rel_bias = nn.Linear(cfg.num_relations, cfg.n_heads, bias=False)
     layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout,
-                                       activation="gelu", batch_first=True, norm_first=True)
+                                       activation=_gelu, batch_first=True, norm_first=True)
     self.blocks = nn.TransformerEncoder(layer, cfg.n_encoder_layers, enable_nested_tensor=False)
     self.norm = nn.LayerNorm(cfg.d_model)
 
@@ -73,7 +82,7 @@ class FlatEncoder(nn.Module):
     self.proj = nn.Linear(cfg.flat_chunk, cfg.d_model)
     self.pos = nn.Embedding(cfg.flat_max_tokens, cfg.d_model)
     layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout,
-                                       activation="gelu", batch_first=True, norm_first=True)
+                                       activation=_gelu, batch_first=True, norm_first=True)
     self.blocks = nn.TransformerEncoder(layer, cfg.n_encoder_layers, enable_nested_tensor=False)
     self.norm = nn.LayerNorm(cfg.d_model)
 
@@ -116,7 +125,7 @@ class Decompiler(nn.Module):
     self.cfg = cfg
     self.encoder = GraphEncoder(cfg) if cfg.input_mode == "graph" else FlatEncoder(cfg)
     dec_layer = nn.TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+                                           activation=_gelu, batch_first=True, norm_first=True)
     self.decoder = nn.TransformerDecoder(dec_layer, cfg.n_decoder_layers)
     self.tok = nn.Embedding(cfg.ar_vocab, cfg.d_model)
     self.tok_pos = nn.Embedding(cfg.max_target_len + 1, cfg.d_model)
