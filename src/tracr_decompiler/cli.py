@@ -152,21 +152,34 @@ def cmd_compile(args) -> None:
         f"(residual {len(model.residual_labels)}) -> {args.out}")
 
 
+def _inference_threads() -> None:
+  """The CLI, not the library, picks torch's thread count for decompiling: one.
+
+  On this project's busy 2-core machine two threads made decompiling 3.6x
+  slower than one (benchmarks/decompile_threads.py); the model is small enough
+  that one thread is also right on bigger machines.
+  """
+  import torch
+  torch.set_num_threads(1)
+
+
 def cmd_decompile(args) -> None:
   from tracr_decompiler.compiling import model_io
   _check_beam(args.beam, args.mode)
   model = model_io.load_model(args.model)  # a bad file is refused before tracr and torch are imported
   from tracr_decompiler.decompiling.decompile import decompile
+  _inference_threads()
   result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
                      verify=args.verify)
   print(result.source, end="")
-  status = "verified" if result.verified else "UNVERIFIED"
+  status = f"verified ({result.status})" if result.verified else f"UNVERIFIED ({result.status})"
   print(f"# {status}: {result.verification} ({result.candidates_tried} candidates, {result.seconds:.2f} s)")
 
 
 def cmd_evaluate(args) -> None:
   from tracr_decompiler.dataset import reader
   _check_beam(args.beam, "nar")
+  _inference_threads()
   if args.lib:
     from tracr_decompiler.evaluation import lib_report
     summary = lib_report.evaluate_lib(args.checkpoint, out=args.out, beam=args.beam)
