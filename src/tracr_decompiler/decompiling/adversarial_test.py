@@ -104,6 +104,19 @@ def test_output_block_comes_from_the_encoder_and_labels(length_model):
   assert [length_model.residual_labels[d] for d in compiled.output_dims] == [f"{name}:{v}" for v in range(6)]
 
 
+def test_numerical_output_and_missing_output_encoder():
+  frac = compiler.tracr_compile(test_cases.PROGRAMS["frac_prevs"], compiler.CompileSettings(compiler_bos="BOS"))
+  compiled = tracr_model.from_tracr(frac)
+  assert not compiled.categorical_output and len(compiled.output_dims) == 1
+  result = tracr_decompiler.decompile(frac)
+  assert result.verified and metrics.exact(result.program, test_cases.PROGRAMS["frac_prevs"])
+  # Without an output encoder tracr's `apply` returns raw argmax indices; for make_length they are the values.
+  bare = dataclasses.replace(compiler.tracr_compile(lib.make_length(), compiler.CompileSettings(compiler_bos="BOS")),
+                             output_encoder=None)
+  assert tracr_model.from_tracr(bare).output_dims
+  assert tracr_decompiler.decompile(bare).verified
+
+
 def test_plain_tracr_and_fast_compile_give_identical_encoder_input_and_program():
   for program in list(test_cases.PROGRAMS.values())[:3]:
     settings = compiler.CompileSettings(compiler_bos="BOS")
