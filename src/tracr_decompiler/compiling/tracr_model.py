@@ -103,8 +103,18 @@ def locate_output(labels: list[str], params, num_layers: int, kind: str | None,
   return candidates[0]
 
 
-def as_compiled(model) -> CompiledModel:
-  """Accepts a CompiledModel or a tracr AssembledTransformerModel."""
+def as_compiled(model, **reading) -> CompiledModel:
+  """Accepts a CompiledModel, a tracr AssembledTransformerModel, or a TransformerLens model or state dict.
+
+  reading: for TransformerLens inputs only, what the weights do not say
+  (input_encoder, output_encoder, vocab, bos, pad, causal, output_values, ...;
+  see compiling/transformerlens.py).
+  """
+  from tracr_decompiler.compiling import transformerlens
+  if transformerlens.is_transformerlens(model):
+    return transformerlens.from_transformerlens(model, **reading)
+  if reading:
+    raise TypeError(f"{sorted(reading)} apply to TransformerLens models only")
   if isinstance(model, CompiledModel):
     return model
   return from_tracr(model)

@@ -40,6 +40,7 @@ class DecompileResult:
   seconds: float
   mode: str
   check: Check | None = None
+  output_block: str = ""  # where the output SOp was found in the weights (TransformerLens inputs: never W_U)
 
   @property
   def status(self) -> str:
@@ -66,17 +67,20 @@ def load_decompiler(path: str | None = None):
 
 
 def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", beam: int = 16,
-              verify: bool = True) -> DecompileResult:
+              verify: bool = True, **reading) -> DecompileResult:
   """Decompiles a compiled Tracr model into a RASP program.
 
   Args:
-    model: a tracr AssembledTransformerModel, or our CompiledModel (e.g. from
-      `compiling.model_io.load_model`).
+    model: a tracr AssembledTransformerModel, our CompiledModel (e.g. from
+      `compiling.model_io.load_model`), or a TransformerLens HookedTransformer or
+      state dict (compiling/transformerlens.py).
     checkpoint_path: decompiler weights (default: the shipped model).
     mode: "nar" (one pass, per-line predictions) or "ar" (autoregressive).
     beam: candidates to consider; with `verify`, the first one that matches
       the given model is returned.
     verify: check candidates against the given model (see verify.py).
+    **reading: for TransformerLens inputs, what the weights do not say: tracr's
+      `input_encoder`/`output_encoder`, or vocab, bos, pad, causal, output_values, ...
 
   Returns:
     DecompileResult; `verified` is True only after a successful check.
@@ -84,7 +88,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     DecompileError: if the weights are not a Tracr model this decompiler can read.
   """
   start = time.time()
-  compiled = tracr_model.as_compiled(model)
+  compiled = tracr_model.as_compiled(model, **reading)
   try:
     graph = weights.encode_model(compiled)
   except weights.NotTracrError as e:
@@ -127,7 +131,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     text = f"unverified: none of {tried} candidates matched the model ({check.describe()}; best guess shown)"
   return DecompileResult(program=chosen, source=source.to_source(chosen), line_confidence=confidence,
                          verified=verified, verification=text, candidates_tried=tried,
-                         seconds=time.time() - start, mode=mode, check=check)
+                         seconds=time.time() - start, mode=mode, check=check, output_block=compiled.output_name)
 
 
 def _line_confidence(logits, program: ir.Program, s: int) -> list[float]:

@@ -1,0 +1,195 @@
+"""TransformerLens inputs map exactly onto CompiledModel: same encoder input as the tracr model, W_U never trusted.
+
+The state dicts are built here by the documented layout (GUIDE §2), the way
+TransformerLens' Tracr demo converts a model (including its `W_U = eye(d_model,
+d_vocab_out)`), so TransformerLens itself is not needed.
+"""
+
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from tracr_decompiler import test_cases
+from tracr_decompiler.compiling import compiler, tracr_model, transformerlens as tl
+from tracr_decompiler.compiling.model_io import ModelFileError
+from tracr_decompiler.encoding import weights
+from tracr_decompiler.errors import TracrDecompilerError
+from tracr_decompiler.evaluation import lib_report
+
+SETTINGS = compiler.CompileSettings(compiler_bos="BOS")
+
+
+def demo_state_dict(model) -> dict:
+  """What TransformerLens' Tracr demo loads into a HookedTransformer (einops rearranges spelled as reshapes)."""
+  p, cfg = model.params, model.model_config
+  h, k = cfg.num_heads, cfg.key_size
+  v, d = np.asarray(p["token_embed"]["embeddings"]).shape
+  sd = {"pos_embed.W_pos": p["pos_embed"]["embeddings"], "embed.W_E": p["token_embed"]["embeddings"],
+        "unembed.W_U": np.eye(d, v - 2)}  # the demo's unembedding: right only if the output sorts first
+  for l in range(cfg.num_layers):
+    a = f"transformer/layer_{l}/attn"
+    for name, module in (("Q", "query"), ("K", "key"), ("V", "value")):
+      # "d_model (n_heads d_head) -> n_heads d_model d_head"
+      sd[f"blocks.{l}.attn.W_{name}"] = np.asarray(p[f"{a}/{module}"]["w"]).reshape(d, h, k).transpose(1, 0, 2)
+      sd[f"blocks.{l}.attn.b_{name}"] = np.asarray(p[f"{a}/{module}"]["b"]).reshape(h, k)
+    sd[f"blocks.{l}.attn.W_O"] = np.asarray(p[f"{a}/linear"]["w"]).reshape(h, k, d)  # "(n_heads d_head) d_model"
+    sd[f"blocks.{l}.attn.b_O"] = p[f"{a}/linear"]["b"]
+    m = f"transformer/layer_{l}/mlp"
+    sd[f"blocks.{l}.mlp.W_in"], sd[f"blocks.{l}.mlp.b_in"] = p[f"{m}/linear_1"]["w"], p[f"{m}/linear_1"]["b"]
+    sd[f"blocks.{l}.mlp.W_out"], sd[f"blocks.{l}.mlp.b_out"] = p[f"{m}/linear_2"]["w"], p[f"{m}/linear_2"]["b"]
+    sd[f"blocks.{l}.attn.mask"] = np.tril(np.ones((v, v)))  # TransformerLens' buffers come along in state_dict()
+    sd[f"blocks.{l}.attn.IGNORE"] = np.array(-1e5)
+  return {name: torch.tensor(np.array(x, dtype=np.float32)) for name, x in sd.items()}
+
+
+def bridge_state_dict(model) -> dict:
+  """The TransformerBridge names: PyTorch Linear layout (out x in)."""
+  p, cfg = model.params, model.model_config
+  sd = {"tok_embed.weight": p["token_embed"]["embeddings"], "pos.weight": p["pos_embed"]["embeddings"]}
+  for l in range(cfg.num_layers):
+    for short, module in (("q", "query"), ("k", "key"), ("v", "value"), ("o", "linear")):
+      sd[f"layers.{l}.attn.{short}.weight"] = np.asarray(p[f"transformer/layer_{l}/attn/{module}"]["w"]).T
+      sd[f"layers.{l}.attn.{short}.bias"] = p[f"transformer/layer_{l}/attn/{module}"]["b"]
+    for short, module in (("fc_in", "linear_1"), ("fc_out", "linear_2")):
+      sd[f"layers.{l}.mlp.{short}.weight"] = np.asarray(p[f"transformer/layer_{l}/mlp/{module}"]["w"]).T
+      sd[f"layers.{l}.mlp.{short}.bias"] = p[f"transformer/layer_{l}/mlp/{module}"]["b"]
+  return {name: torch.tensor(np.array(x, dtype=np.float32)) for name, x in sd.items()}
+
+
+class FakeHookedTransformer:
+  """Duck-types what we read of a HookedTransformer: `state_dict()` and `cfg`."""
+
+  def __init__(self, model):
+    self._sd = demo_state_dict(model)
+    c = model.model_config
+    self.cfg = types.SimpleNamespace(n_layers=c.num_layers, n_heads=c.num_heads, d_head=c.key_size,
+                                     n_ctx=self._sd["pos_embed.W_pos"].shape[0], act_fn="relu",
+                                     attention_dir="causal" if c.causal else "bidirectional",
+                                     normalization_type=None)
+
+  def state_dict(self):
+    return dict(self._sd)
+
+
+def same_encoder_input(a, b) -> bool:
+  ga, gb = weights.encode_model(a), weights.encode_model(b)
+  return all(np.array_equal(getattr(ga, f), getattr(gb, f)) for f in ("features", "kinds", "layers", "relations",
+                                                                       "is_output"))
+
+
+@pytest.fixture(scope="module")
+def lib_models():
+  models = {}
+  for name, expr in lib_report.lib_programs().items():
+    try:
+      models[name] = compiler.tracr_compile(expr, SETTINGS)
+    except compiler.CompileError:
+      pass
+  return models
+
+
+def test_every_lib_program_reads_the_same_as_the_tracr_model(lib_models):
+  assert len(lib_models) >= 14
+  for name, model in lib_models.items():
+    ours = tracr_model.from_tracr(model)
+    enc = dict(input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+    for converted in (tl.from_transformerlens(demo_state_dict(model), **enc),
+                      tl.from_transformerlens(FakeHookedTransformer(model), **enc),
+                      tl.from_transformerlens(bridge_state_dict(model), n_heads=model.model_config.num_heads, **enc)):
+      assert converted.output_dims == ours.output_dims, name
+      assert converted.settings == ours.settings and converted.input_encoding == ours.input_encoding, name
+      assert converted.output_values == ours.output_values, name
+      assert same_encoder_input(ours, converted), name
+
+
+def test_w_u_is_ignored_and_the_result_says_which_block_was_used(lib_models):
+  model = lib_models["make_sort_unique"]  # its output block is not first in the residual stream
+  converted = tl.from_transformerlens(demo_state_dict(model), input_encoder=model.input_encoder,
+                                      output_encoder=model.output_encoder)
+  assert converted.output_dims == tracr_model.from_tracr(model).output_dims != list(range(5))
+  assert "no layer reads" in converted.output_name and "W_U ignored" in converted.output_name
+
+
+def test_vocabulary_from_flags_gives_tracr_s_own_row_order(lib_models):
+  model = lib_models["make_hist"]
+  converted = tl.from_transformerlens(demo_state_dict(model), vocab=(0, 1, 2, 3, 4), bos="BOS",
+                                      output_values=tuple(range(6)))
+  assert converted.input_encoding == model.input_encoder.encoding_map
+  assert same_encoder_input(tracr_model.from_tracr(model), converted)
+
+
+def test_file_round_trip_decompiles_like_the_tracr_model(lib_models, tmp_path):
+  from tracr_decompiler.decompiling.decompile import decompile
+  model = lib_models["make_sort_unique"]
+  path = tmp_path / "sort.safetensors"
+  save_file({k: v.numpy() for k, v in demo_state_dict(model).items()}, str(path))
+  (tmp_path / "settings.json").write_text(json.dumps({
+      "vocab": [0, 1, 2, 3, 4], "bos": "BOS", "output_values": [0, 1, 2, 3, 4], "causal": False}))
+  loaded = tl.load(path, tmp_path / "settings.json")
+  assert same_encoder_input(tracr_model.from_tracr(model), loaded)
+  direct, via_tl = decompile(model), decompile(loaded)
+  in_memory = decompile(FakeHookedTransformer(model), input_encoder=model.input_encoder,
+                        output_encoder=model.output_encoder)
+  assert direct.source == via_tl.source == in_memory.source
+  assert direct.status == via_tl.status == in_memory.status == "proved"
+  assert "no layer reads" in via_tl.output_block
+
+
+@pytest.mark.parametrize("name", ["sort_unique", "frac_prevs", "mixed", "linear"])
+def test_export_then_load_is_exact(name, tmp_path):
+  model = compiler.compile_program(test_cases.PROGRAMS[name], SETTINGS)
+  path, settings = tl.save(model, tmp_path / "m.safetensors")
+  assert settings.endswith("m.json")
+  loaded = tl.load(path)
+  assert same_encoder_input(model, loaded)
+  sd, cfg = tl.to_state_dict(model)
+  assert cfg["d_vocab_out"] == len(model.output_dims) and cfg["attention_dir"] == "bidirectional"
+  assert np.array_equal(np.flatnonzero(sd["unembed.W_U"].sum(1)), model.output_dims)  # an honest W_U
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda sd: sd.update({"blocks.0.ln1.w": torch.ones(3)}), "layer norm"),
+    (lambda sd: sd.update({"blocks.0.attn.W_Q": sd["blocks.0.attn.W_Q"][:, :-1]}), "W_Q has shape"),
+    (lambda sd: sd.update({"blocks.7.mlp.W_in": sd["blocks.0.mlp.W_in"]}), "numbered 0..n-1"),
+    (lambda sd: sd.update({"something.else": torch.zeros(1)}), "unexpected parameter"),
+    (lambda sd: sd.pop("blocks.0.mlp.W_out"), "missing blocks.0.mlp.W_out"),
+    (lambda sd: sd["embed.W_E"].fill_(float("nan")), "NaN"),
+])
+def test_malformed_state_dicts_are_refused_with_one_line(lib_models, edit, fragment):
+  model = lib_models["make_hist"]
+  sd = demo_state_dict(model)
+  edit(sd)
+  with pytest.raises(TracrDecompilerError, match=fragment):
+    tl.from_transformerlens(sd, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+
+
+def test_what_the_weights_do_not_say_must_be_given(lib_models):
+  model = lib_models["make_hist"]
+  with pytest.raises(TracrDecompilerError, match="vocabulary is not in the weights"):
+    tl.from_transformerlens(demo_state_dict(model))
+  with pytest.raises(TracrDecompilerError, match="embedding has 7 rows"):
+    tl.from_transformerlens(demo_state_dict(model), vocab=(0, 1, 2))
+  with pytest.raises(TracrDecompilerError, match="n_heads"):
+    tl.from_transformerlens(bridge_state_dict(model), vocab=(0, 1, 2, 3, 4), bos="BOS")
+
+
+def test_hostile_files_are_refused_before_reading_tensors(tmp_path):
+  path = tmp_path / "big.safetensors"
+  # Claims a 64k x 64k embedding in a tiny file: the header check refuses it without allocating.
+  header = json.dumps({"embed.W_E": {"dtype": "F32", "shape": [65536, 65536], "data_offsets": [0, 4]},
+                       "pos_embed.W_pos": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}).encode()
+  path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
+  with pytest.raises(ModelFileError, match="not a valid safetensors"):
+    tl.load(path)
+  (tmp_path / "bad.json").write_text('{"vocab": [[1]]}')
+  save_file({"embed.W_E": np.zeros((7, 4), np.float32), "pos_embed.W_pos": np.zeros((6, 4), np.float32)},
+            str(tmp_path / "m.safetensors"))
+  with pytest.raises(ModelFileError, match="vocab must be"):
+    tl.load(tmp_path / "m.safetensors", tmp_path / "bad.json")
+  (tmp_path / "ok.json").write_text('{"vocab": [0, 1, 2, 3, 4]}')
+  with pytest.raises(ModelFileError, match="no transformer layers"):
+    tl.load(tmp_path / "m.safetensors", tmp_path / "ok.json")
