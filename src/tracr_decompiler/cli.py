@@ -10,6 +10,7 @@ nothing is executed from input files.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import signal
@@ -147,9 +148,36 @@ def cmd_compile(args) -> None:
   settings = _config(compiler.CompileSettings, vocab=args.vocab, max_seq_len=args.max_seq_len)
   model = compiler.compile_program(program, settings)
   files.make_dirs(os.path.dirname(os.path.abspath(args.out)))
-  model_io.save_model(model, args.out)
+  written = args.out
+  if args.format == "transformerlens":
+    from tracr_decompiler.compiling import transformerlens
+    written = " + ".join(transformerlens.save(model, args.out, args.settings_out))
+  else:
+    model_io.save_model(model, args.out)
   print(f"compiled {len(program)} ops into {model.num_layers} layers "
-        f"(residual {len(model.residual_labels)}) -> {args.out}")
+        f"(residual {len(model.residual_labels)}) -> {written}")
+
+
+def _load_model(args):
+  """Our model file or a TransformerLens state dict (safetensors + settings JSON), by --format or key names."""
+  from tracr_decompiler.compiling import model_io, transformerlens
+  fmt = args.format
+  if fmt == "auto":
+    layout = transformerlens.sniff_layout(args.model)
+    if layout is None:
+      raise model_io.ModelFileError(f"{args.model} is neither a tracr-decompiler model file nor a TransformerLens "
+                                    "state dict (embed.W_E, blocks.0.attn.W_Q, ... or tok_embed.weight, layers.0...)")
+    fmt = "tracr-decompiler" if layout == "ours" else "transformerlens"
+  flags = transformerlens.Reading(
+      vocab=args.vocab, bos=args.bos, pad=args.pad, causal=args.causal, n_heads=args.n_heads,
+      output_kind="numerical" if args.numerical_output else ("categorical" if args.output_values else None),
+      output_values=args.output_values)
+  if fmt == "tracr-decompiler":
+    if args.settings or any(v is not None for v in dataclasses.astuple(flags)):
+      raise UserError("--settings, --vocab, --bos, --pad, --causal, --n-heads and the output flags are for "
+                      "TransformerLens files; a tracr-decompiler model file holds its own settings")
+    return model_io.load_model(args.model)
+  return transformerlens.load(args.model, args.settings, flags)
 
 
 def _inference_threads() -> None:
@@ -166,7 +194,9 @@ def _inference_threads() -> None:
 def cmd_decompile(args) -> None:
   from tracr_decompiler.compiling import model_io
   _check_beam(args.beam, args.mode)
-  model = model_io.load_model(args.model)  # a bad file is refused before tracr and torch are imported
+  if args.report:
+    files.output_path(args.report)  # a folder or device as --report is refused before any work
+  model = _load_model(args)  # a bad file is refused before torch is imported
   from tracr_decompiler.decompiling.decompile import decompile
   _inference_threads()
   result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
@@ -174,6 +204,12 @@ def cmd_decompile(args) -> None:
   print(result.source, end="")
   status = f"verified ({result.status})" if result.verified else f"UNVERIFIED ({result.status})"
   print(f"# {status}: {result.verification} ({result.candidates_tried} candidates, {result.seconds:.2f} s)")
+  if result.output_block and not model.residual_labels:  # read from weights alone: say where the output was
+    print(f"# output: {result.output_block}")
+  if args.report:
+    from tracr_decompiler.visual import decompilation
+    title = f"Decompilation of {os.path.basename(args.model)}"
+    print(f"# report: {decompilation.write(result, model, args.report, title)}")
 
 
 def cmd_evaluate(args) -> None:
@@ -274,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
   p = add("compile", help="compile a RASP source file to a model file (safetensors)")
   p.add_argument("program", help="Python RASP source, as printed by `decompile` (parsed, never executed)")
   p.add_argument("--out", required=True, help="output .safetensors file")
+  p.add_argument("--format", choices=("tracr-decompiler", "transformerlens"), default="tracr-decompiler",
+                 help="transformerlens: a HookedTransformer state dict plus a settings/config JSON")
+  p.add_argument("--settings-out", default=None, help="with --format transformerlens: the JSON's path "
+                 "(default: --out with .json)")
   _add_settings(p)
   p.set_defaults(func=cmd_compile)
 
@@ -284,6 +324,19 @@ def build_parser() -> argparse.ArgumentParser:
                  help=f"candidates to try (1..{limits.MAX_BEAM}; 1..{limits.MAX_BEAM_AR} with --mode ar)")
   p.add_argument("--checkpoint", default=None, help="decompiler weights (default: the shipped model)")
   p.add_argument("--no-verify", dest="verify", action="store_false", help="skip checking against the model")
+  p.add_argument("--report", default=None, metavar="HTML", help="also write a self-contained HTML report")
+  g = p.add_argument_group("TransformerLens files (what the weights do not say; flags override --settings)")
+  g.add_argument("--format", choices=("auto", "tracr-decompiler", "transformerlens"), default="auto",
+                 help="auto: from the file's tensor names")
+  g.add_argument("--settings", default=None, help="settings JSON (default: the model path with .json, if present)")
+  g.add_argument("--vocab", type=_vocab, default=None, help="comma-separated input tokens")
+  g.add_argument("--bos", default=None, help="BOS token (tracr's compiler_bos; default compiler_bos)")
+  g.add_argument("--pad", default=None, help="PAD token (default compiler_pad)")
+  g.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None, help="causal attention mask")
+  g.add_argument("--n-heads", type=_int_in(1, limits.MAX_HEADS), default=None,
+                 help="heads per layer (TransformerBridge files only)")
+  g.add_argument("--output-values", type=_vocab, default=None, help="categorical output values, in index order")
+  g.add_argument("--numerical-output", action="store_true", default=None, help="the output SOp is numerical")
   p.set_defaults(func=cmd_decompile)
 
   p = add("evaluate", help="score a decompiler on a dataset split or on tracr's lib programs")
