@@ -215,11 +215,14 @@ def cmd_decompile(args) -> None:
 def cmd_evaluate(args) -> None:
   from tracr_decompiler.dataset import reader
   _check_beam(args.beam, "nar")
+  if args.report:
+    files.output_path(args.report)  # refused before hours of evaluation, not after
   _inference_threads()
   if args.lib:
     from tracr_decompiler.evaluation import lib_report
     summary = lib_report.evaluate_lib(args.checkpoint, out=args.out, beam=args.beam)
     print(lib_report.markdown(summary), end="")
+    _evaluation_page(args, summary, "Evaluation on tracr's lib programs")
     return
   if not args.data:
     raise UserError("--data is required (or use --lib)")
@@ -231,6 +234,13 @@ def cmd_evaluate(args) -> None:
                                 out=args.out, progress=not args.quiet, exclude=args.exclude)
   print(report.markdown(summary), end="")
   print(f"report written to {args.out}/report.md, report.json, by_n_sops.png")
+  _evaluation_page(args, summary, f"Evaluation on {args.data} ({args.split})")
+
+
+def _evaluation_page(args, summary: dict, title: str) -> None:
+  if args.report:
+    from tracr_decompiler.visual import evaluation
+    print(f"HTML report: {evaluation.write(summary, args.report, title)}")
 
 
 def _check_beam(beam: int, mode: str) -> None:
@@ -348,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--beam", type=_int_in(1, limits.MAX_BEAM), default=16)
   p.add_argument("--lib", action="store_true", help="evaluate on tracr's hand-written lib programs")
   p.add_argument("--out", default="reports/test")
+  p.add_argument("--report", default=None, metavar="HTML", help="also write a self-contained HTML report")
   p.add_argument("--quiet", action="store_true")
   p.set_defaults(func=cmd_evaluate)
 

@@ -193,3 +193,27 @@ def test_hostile_files_are_refused_before_reading_tensors(tmp_path):
   (tmp_path / "ok.json").write_text('{"vocab": [0, 1, 2, 3, 4]}')
   with pytest.raises(ModelFileError, match="no transformer layers"):
     tl.load(tmp_path / "m.safetensors", tmp_path / "ok.json")
+
+
+def test_cli_exports_and_reads_transformerlens_files(tmp_path, capsys):
+  from tracr_decompiler import cli
+  from tracr_decompiler.program import source
+  (tmp_path / "sort.py").write_text(source.to_source(test_cases.PROGRAMS["sort_unique"]))
+  out = tmp_path / "sort.safetensors"
+  assert cli.main(["compile", str(tmp_path / "sort.py"), "--out", str(out), "--format", "transformerlens"]) == 0
+  assert (tmp_path / "sort.json").exists()
+  assert cli.main(["compile", str(tmp_path / "sort.py"), "--out", str(tmp_path / "ours.safetensors")]) == 0
+  capsys.readouterr()
+  assert cli.main(["decompile", str(tmp_path / "ours.safetensors")]) == 0
+  ours = capsys.readouterr().out
+  assert cli.main(["decompile", str(out), "--report", str(tmp_path / "r.html")]) == 0  # format from the key names
+  theirs = capsys.readouterr().out
+  program = lambda text: text.split("# verified")[0]
+  assert program(theirs) == program(ours) and "# verified (proved)" in theirs
+  assert "# output: residual dims" in theirs and (tmp_path / "r.html").stat().st_size > 10_000
+  # Without the settings JSON the vocabulary is missing: one line, exit 2; flags can supply it.
+  (tmp_path / "sort.json").rename(tmp_path / "elsewhere.json")
+  assert cli.main(["decompile", str(out), "--no-verify"]) == 2
+  assert "vocabulary is not in the weights" in capsys.readouterr().err
+  assert cli.main(["decompile", str(out), "--settings", str(tmp_path / "elsewhere.json"), "--no-verify"]) == 0
+  assert cli.main(["decompile", str(tmp_path / "ours.safetensors"), "--vocab", "1,2"]) == 2

@@ -20,7 +20,7 @@ from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.decompiling.decompile import DecompileError, decompile, load_decompiler
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.evaluation import metrics
-from tracr_decompiler.program import ir
+from tracr_decompiler.program import ir, source
 from tracr_decompiler.training import data, loop
 
 # Published numbers to compare against (GUIDE §1).
@@ -81,7 +81,9 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     s = model.settings
     inputs = input_sets.get(s) or input_sets.setdefault(s, inputs_lib.input_set(s.vocab, s.max_seq_len))
     user_model = compiler.tracr_compile(truth, s)
-    rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines})}
+    rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines}),
+           "settings": f"vocab {len(s.vocab)}, max_seq_len {s.max_seq_len}{', causal' if s.causal else ''}",
+           "truth_source": source.to_source(truth, header=False)}  # settings and sources: the HTML report
     for mode in ("nar", "ar"):
       t = time.time()
       try:
@@ -96,6 +98,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
       rec["verified"] = _score(result.program, truth, model, inputs)
       rec["verified"]["verified"] = float(result.verified)
       rec["check"] = result.status
+      rec["source"], rec["verification"] = source.to_source(result.program, header=False), result.verification
     except DecompileError:
       rec["verified"] = {**_score(None, truth, model, inputs), "verified": 0.0}
       rec["check"] = "refused"
@@ -103,6 +106,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     records.append(rec)
   summary = _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped)
   summary["excluded_as_seen_in_training"] = duplicates if exclude else 0
+  summary["records"] = records  # per program, for `evaluate --report` (visual/evaluation.py)
   if out:
     write_report(summary, pathlib.Path(out))
   return summary
