@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from tracr_decompiler.encoding import programs
-from tracr_decompiler.program import ir, registry
+from tracr_decompiler.program import ir, ops
 
-_FN_IDS = {op: [programs.FNS.index(n) for n in registry.names_for_op(op)] for op in programs.OPS}
+_FN_IDS = {op: [programs.FNS.index(n) for n in ops.SPECS[op].names] for op in programs.OPS}
 
 
 def _nar_fields(logits, i: int, s: int):
@@ -38,7 +38,7 @@ def nar_candidates(logits, s: int, k: int = 1, per_node: int = 3) -> list[tuple[
     best_args = [np.argsort(-args[a])[:2] for a in range(programs.MAX_ARGS)]
     node_opts = []
     for op in np.argsort(-lp["op"])[:2]:
-      arity = ir.ARITY[programs.OPS[op]]
+      arity = ops.SPECS[programs.OPS[op]].arity
       fn_ids = _FN_IDS[programs.OPS[op]]
       fns = sorted(fn_ids, key=lambda f: -lp["fn"][f])[:per_node]
       for fn, enc in itertools.product(fns, range(len(programs.ENCODINGS))):
@@ -86,7 +86,7 @@ def _allowed(position: int, node: int, op: int | None) -> list[int]:
     return [programs.AR_INDEX[f"enc:{e}"] for e in programs.ENCODINGS]
   if field == 2:
     return [programs.AR_INDEX[f"fn:{programs.FNS[f]}"] for f in _FN_IDS[programs.OPS[op]]]
-  if field - 3 >= ir.ARITY[programs.OPS[op]]:
+  if field - 3 >= ops.SPECS[programs.OPS[op]].arity:
     return [programs.NONE]
   return [programs.AR_INDEX[f"ref:{j}"] for j in range(node)]
 

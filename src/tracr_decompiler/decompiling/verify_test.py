@@ -9,13 +9,13 @@ from tracr_decompiler import test_cases
 from tracr_decompiler.compiling import compiler
 from tracr_decompiler.decompiling.verify import Verifier
 from tracr_decompiler.evaluation import metrics
-from tracr_decompiler.program import ir, registry
+from tracr_decompiler.program import ir, ops
 
 
 def _near_misses(program: ir.Program):
   """Every program one field away from `program` (function, comparison, encoding, argument)."""
   for i, line in enumerate(program.lines):
-    for fn in registry.names_for_op(line.op):
+    for fn in ops.SPECS[line.op].names:
       if fn != line.fn:
         yield i, dataclasses.replace(line, fn=fn)
     earlier = list(ir.INPUTS) + [l.out for l in program.lines[:i]]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from tracr_decompiler.encoding.weights import WeightGraph
-from tracr_decompiler.program import ir, registry
+from tracr_decompiler.program import ir, ops as op_table, registry
 
 IGNORE = -100
 MAX_ARGS = 3
-OPS = registry.OPS
-ENCODINGS = registry.ENCODINGS
+OPS = op_table.KINDS
+ENCODINGS = op_table.ENCODINGS
 FNS = registry.ALL_NAMES
 MAX_NODES = 32  # pointer vocabulary of the decoder
 
@@ -90,7 +90,7 @@ def program_from_fields(ops, encs, fns, args) -> ir.Program:
   name = lambda j: ("tokens", "indices")[j] if j < 2 else f"n{j}"
   for i in range(2, len(ops)):
     op = OPS[ops[i]]
-    arity = ir.ARITY[op]
+    arity = op_table.SPECS[op].arity
     lines.append(ir.Line(op, ENCODINGS[encs[i]], FNS[fns[i]], tuple(name(int(a)) for a in args[i][:arity]),
                          name(i)))
   return ir.canonicalize(ir.Program(tuple(lines)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tracr_decompiler.compiling.compiler import CompileSettings
+from tracr_decompiler.program import ops
 
 DEFAULT_OP_WEIGHTS = {
     "map": 1.0,
@@ -39,7 +40,7 @@ class GenerationConfig:
       raise ValueError(f"need 1 <= min_sops <= max_sops, got {self.min_sops}, {self.max_sops}")
     if self.max_sops > 30:
       raise ValueError("max_sops above 30 is not supported")
-    unknown = set(self.op_weights) - set(DEFAULT_OP_WEIGHTS)
+    unknown = set(self.op_weights) - set(ops.GENERATOR_KINDS)
     if unknown:
       raise ValueError(f"unknown op kinds in op_weights: {sorted(unknown)}")
     if not any(w > 0 for w in self.op_weights.values()) or any(w < 0 for w in self.op_weights.values()):

@@ -14,13 +14,13 @@ SOp, have too many values, or would be compiled wrong by tracr.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from tracr_decompiler.compiling import checking, compiler
 from tracr_decompiler.generation.config import GenerationConfig
-from tracr_decompiler.program import evaluate, ir, registry, to_rasp
+from tracr_decompiler.program import evaluate, ir, ops, registry, to_rasp
 from tracr_decompiler.program.evaluate import EvaluationError, Values
 
 CATEGORICAL_KINDS = (registry.INT, registry.BOOL)
@@ -82,56 +82,20 @@ class _Builder:
         p = np.ones(len(kinds))
     return kinds[self.rng.choice(len(kinds), p=p / p.sum())]
 
-  def propose(self, op: str) -> Optional[ir.Line]:
-    cfg, rng = self.cfg, self.rng
-    cat = [v for v in self.vars if v.encoding == "categorical"]
-    num = [v for v in self.vars if v.encoding == "numerical"]
-    out = f"x{len(self.lines)}"
-    comparisons = [c for c in registry.COMPARISONS if c != "FALSE"]  # FALSE selects nothing
-    if op == "map":
-      x = self.pick(self.vars)
-      fns = [f for f in registry.MAP_FUNCTIONS if self.kind(x) in f.accepts]
-      fn = fns[rng.integers(len(fns))]
-      enc = "numerical" if rng.random() < cfg.numerical_map_fraction else "categorical"
-      return ir.Line("map", enc, fn.name, (x.name,), out)
-    if op == "sequence_map":
-      x = self.pick(cat)
-      y = self.pick([v for v in cat if self.kind(v) == self.kind(x)], exclude=(x.name,))
-      fns = [f for f in registry.SEQUENCE_MAP_FUNCTIONS if y and self.kind(x) in f.accepts]
-      if not fns:
-        return None
-      return ir.Line("sequence_map", "categorical", fns[rng.integers(len(fns))].name, (x.name, y.name), out)
-    if op == "linear_sequence_map":
-      x = self.pick(num)
-      y = x and self.pick(num, exclude=(x.name,))
-      if not y:  # make a numerical SOp first; it can be combined later
-        x = self.pick(self.vars)
-        fns = [f for f in registry.MAP_FUNCTIONS if self.kind(x) in f.accepts]
-        return ir.Line("map", "numerical", fns[rng.integers(len(fns))].name, (x.name,), out)
-      w = registry.LINEAR_WEIGHTS[rng.integers(len(registry.LINEAR_WEIGHTS))]
-      return ir.Line("linear_sequence_map", "numerical", w.name, (x.name, y.name), out)
-    keys, queries = self.pick(cat), self.pick(cat)
-    cmp = comparisons[rng.integers(len(comparisons))]
-    if op == "selector_width":
-      return ir.Line("selector_width", "categorical", cmp, (keys.name, queries.name), out)
-    if op == "numerical_aggregate":
-      vals = self.pick([v for v in num if self._binary(v)])
-      if vals is None:  # make a 0/1 SOp first; it can be aggregated later
-        x = self.pick(cat)
-        preds = [f for f in registry.MAP_FUNCTIONS if self.kind(x) in f.accepts and f.name[:2] in ("eq", "ne", "gt", "lt")]
-        if not preds:
-          return None
-        return ir.Line("map", "numerical", preds[rng.integers(len(preds))].name, (x.name,), out)
-      return ir.Line("aggregate", "numerical", cmp, (keys.name, queries.name, vals.name), out)
-    vals = self.pick(cat)
-    if rng.random() < 0.5:
-      # Most random selectors pick several values, which tracr cannot aggregate
-      # categorically; selecting by equality with indices (or with the values
-      # themselves) picks one position (or one value).
-      keys, cmp = (self.vars[1], "EQ") if rng.random() < 0.7 else (vals, "EQ")
-    return ir.Line("aggregate", "categorical", cmp, (keys.name, queries.name, vals.name), out)
+  def propose(self, kind: str) -> Optional[ir.Line]:
+    """A candidate line of generator kind `kind` (a GenerationConfig.op_weights key), or None."""
+    return PROPOSERS[kind](self, f"x{len(self.lines)}")
 
-  def _binary(self, var: _Var) -> bool:
+  def categorical(self) -> list[_Var]:
+    return [v for v in self.vars if v.encoding == "categorical"]
+
+  def numerical(self) -> list[_Var]:
+    return [v for v in self.vars if v.encoding == "numerical"]
+
+  def choose(self, items: list):
+    return items[self.rng.integers(len(items))]
+
+  def binary(self, var: _Var) -> bool:
     return all(np.isin(v.data, (0.0, 1.0)).all() for v in var.values.values())
 
   def try_add(self, line: ir.Line) -> bool:
@@ -177,6 +141,84 @@ class _Builder:
         if (sel.any(-1) & (hi != lo)).any():
           return False
     return True
+
+
+# --- proposers: one per generator kind (ops.GENERATOR_KINDS), each drawing one candidate line ---------
+
+
+def _map_fns(b: _Builder, x: _Var) -> list:
+  return [f for f in registry.MAP_FUNCTIONS if b.kind(x) in f.accepts]
+
+
+def _propose_map(b: _Builder, out: str) -> Optional[ir.Line]:
+  x = b.pick(b.vars)
+  fn = b.choose(_map_fns(b, x))
+  enc = "numerical" if b.rng.random() < b.cfg.numerical_map_fraction else "categorical"
+  return ir.Line("map", enc, fn.name, (x.name,), out)
+
+
+def _propose_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
+  cat = b.categorical()
+  x = b.pick(cat)
+  y = b.pick([v for v in cat if b.kind(v) == b.kind(x)], exclude=(x.name,))
+  fns = [f for f in registry.SEQUENCE_MAP_FUNCTIONS if y and b.kind(x) in f.accepts]
+  if not fns:
+    return None
+  return ir.Line("sequence_map", "categorical", b.choose(fns).name, (x.name, y.name), out)
+
+
+def _propose_linear_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
+  num = b.numerical()
+  x = b.pick(num)
+  y = x and b.pick(num, exclude=(x.name,))
+  if not y:  # make a numerical SOp first; it can be combined later
+    x = b.pick(b.vars)
+    return ir.Line("map", "numerical", b.choose(_map_fns(b, x)).name, (x.name,), out)
+  w = b.choose(list(registry.LINEAR_WEIGHTS))
+  return ir.Line("linear_sequence_map", "numerical", w.name, (x.name, y.name), out)
+
+
+def _selection(b: _Builder) -> tuple[_Var, _Var, str]:
+  """Keys, queries and a comparison for a Select (FALSE selects nothing, so it is never drawn)."""
+  cat = b.categorical()
+  keys, queries = b.pick(cat), b.pick(cat)
+  return keys, queries, b.choose([c for c in registry.COMPARISONS if c != "FALSE"])
+
+
+def _propose_selector_width(b: _Builder, out: str) -> Optional[ir.Line]:
+  keys, queries, cmp = _selection(b)
+  return ir.Line("selector_width", "categorical", cmp, (keys.name, queries.name), out)
+
+
+def _propose_numerical_aggregate(b: _Builder, out: str) -> Optional[ir.Line]:
+  keys, queries, cmp = _selection(b)
+  vals = b.pick([v for v in b.numerical() if b.binary(v)])
+  if vals is None:  # make a 0/1 SOp first; it can be aggregated later
+    x = b.pick(b.categorical())
+    preds = [f for f in registry.MAP_FUNCTIONS if b.kind(x) in f.accepts and f.threshold]
+    if not preds:
+      return None
+    return ir.Line("map", "numerical", b.choose(preds).name, (x.name,), out)
+  return ir.Line("aggregate", "numerical", cmp, (keys.name, queries.name, vals.name), out)
+
+
+def _propose_categorical_aggregate(b: _Builder, out: str) -> Optional[ir.Line]:
+  keys, queries, cmp = _selection(b)
+  vals = b.pick(b.categorical())
+  if b.rng.random() < 0.5:
+    # Most random selectors pick several values, which tracr cannot aggregate
+    # categorically; selecting by equality with indices (or with the values
+    # themselves) picks one position (or one value).
+    keys, cmp = (b.vars[1], "EQ") if b.rng.random() < 0.7 else (vals, "EQ")
+  return ir.Line("aggregate", "categorical", cmp, (keys.name, queries.name, vals.name), out)
+
+
+PROPOSERS: dict[str, Callable[[_Builder, str], Optional[ir.Line]]] = {
+    "map": _propose_map, "sequence_map": _propose_sequence_map,
+    "linear_sequence_map": _propose_linear_sequence_map, "selector_width": _propose_selector_width,
+    "numerical_aggregate": _propose_numerical_aggregate, "categorical_aggregate": _propose_categorical_aggregate,
+}
+assert set(PROPOSERS) == set(ops.GENERATOR_KINDS), "every generator kind of the op table needs a proposer"
 
 
 def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_probe: int = 400):

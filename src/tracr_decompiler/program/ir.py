@@ -19,10 +19,9 @@ import dataclasses
 from typing import Iterable
 
 from tracr_decompiler.errors import TracrDecompilerError
-from tracr_decompiler.program import registry
+from tracr_decompiler.program import ops
 
 INPUTS = ("tokens", "indices")
-ARITY = {"map": 1, "sequence_map": 2, "linear_sequence_map": 2, "aggregate": 3, "selector_width": 2}
 
 
 class ProgramError(TracrDecompilerError, ValueError):
@@ -31,21 +30,22 @@ class ProgramError(TracrDecompilerError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Line:
-  op: str  # One of registry.OPS.
+  op: str  # One of ops.KINDS.
   encoding: str  # "categorical" or "numerical": the encoding of `out`.
   fn: str  # A registry name valid for `op`.
   args: tuple[str, ...]
   out: str
 
   def validate(self) -> None:
-    if self.op not in ARITY:
+    spec = ops.SPECS.get(self.op)
+    if spec is None:
       raise ProgramError(f"unknown op {self.op!r}")
-    if self.encoding not in registry.ENCODINGS:
+    if self.encoding not in ops.ENCODINGS:
       raise ProgramError(f"unknown encoding {self.encoding!r}")
-    if self.fn not in registry.names_for_op(self.op):
+    if self.fn not in spec.names:
       raise ProgramError(f"unknown {self.op} function {self.fn!r}")
-    if len(self.args) != ARITY[self.op]:
-      raise ProgramError(f"{self.op} takes {ARITY[self.op]} arguments, got {len(self.args)}")
+    if len(self.args) != spec.arity:
+      raise ProgramError(f"{self.op} takes {spec.arity} arguments, got {len(self.args)}")
     if self.out in INPUTS:
       raise ProgramError(f"cannot assign to {self.out!r}")
 
@@ -118,10 +118,9 @@ def order_symmetric(program: Program, rank) -> Program:
   for line in program.lines:
     a = line.args
     if len(a) == 2 and rank(a[1]) < rank(a[0]):
-      if line.op == "sequence_map" and line.fn in registry.SYMMETRIC:
-        line = dataclasses.replace(line, args=(a[1], a[0]))
-      elif line.op == "linear_sequence_map" and registry.swapped_linear(line.fn):
-        line = dataclasses.replace(line, args=(a[1], a[0]), fn=registry.swapped_linear(line.fn))
+      fn = ops.SPECS[line.op].swapped(line)
+      if fn is not None:
+        line = dataclasses.replace(line, args=(a[1], a[0]), fn=fn)
     lines.append(line)
   return Program(tuple(lines))
 

@@ -29,6 +29,7 @@ class Function:
   fn: Callable
   arity: int  # 1 for Map, 2 for SequenceMap.
   accepts: frozenset  # Value kinds accepted for every argument.
+  threshold: bool = False  # x compared with a constant (==, !=, <, >): a 0/1 SOp the generator can average
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +40,11 @@ class LinearWeights:
   snd: int
 
 
-def _f(name, source, arity, accepts):
+def _f(name, source, arity, accepts, threshold=False):
   # The lambda is compiled from our own constant source text, never from input;
   # that keeps `source` and `fn` in one place so they cannot drift apart.
   fn = eval(source, {"__builtins__": {"min": min, "max": max, "abs": abs}})  # noqa: S307
-  return Function(name, source, fn, arity, frozenset(accepts))
+  return Function(name, source, fn, arity, frozenset(accepts), threshold)
 
 
 _NUMBERS = (INT, NUM)
@@ -61,23 +62,23 @@ MAP_FUNCTIONS = (
     _f("dist2", "lambda x: abs(x - 2)", 1, (INT,)),
     _f("ident", "lambda x: x", 1, (INT, BOOL)),  # mostly a categorical->numerical cast
     # integer -> bool
-    _f("eq0", "lambda x: x == 0", 1, _NUMBERS),
-    _f("eq1", "lambda x: x == 1", 1, (INT,)),
-    _f("eq2", "lambda x: x == 2", 1, (INT,)),
-    _f("eq3", "lambda x: x == 3", 1, (INT,)),
-    _f("ne2", "lambda x: x != 2", 1, (INT,)),
-    _f("gt1", "lambda x: x > 1", 1, (INT,)),
-    _f("gt2", "lambda x: x > 2", 1, (INT,)),
-    _f("gt3", "lambda x: x > 3", 1, (INT,)),
-    _f("lt2", "lambda x: x < 2", 1, (INT,)),
-    _f("lt3", "lambda x: x < 3", 1, (INT,)),
+    _f("eq0", "lambda x: x == 0", 1, _NUMBERS, threshold=True),
+    _f("eq1", "lambda x: x == 1", 1, (INT,), threshold=True),
+    _f("eq2", "lambda x: x == 2", 1, (INT,), threshold=True),
+    _f("eq3", "lambda x: x == 3", 1, (INT,), threshold=True),
+    _f("ne2", "lambda x: x != 2", 1, (INT,), threshold=True),
+    _f("gt1", "lambda x: x > 1", 1, (INT,), threshold=True),
+    _f("gt2", "lambda x: x > 2", 1, (INT,), threshold=True),
+    _f("gt3", "lambda x: x > 3", 1, (INT,), threshold=True),
+    _f("lt2", "lambda x: x < 2", 1, (INT,), threshold=True),
+    _f("lt3", "lambda x: x < 3", 1, (INT,), threshold=True),
     _f("even", "lambda x: x % 2 == 0", 1, (INT,)),
     # bool -> bool
     _f("not", "lambda x: not x", 1, (BOOL,)),
     # numerical -> anything (frequencies, means)
-    _f("gt0", "lambda x: x > 0", 1, (NUM,)),
-    _f("gthalf", "lambda x: x > 0.5", 1, (NUM,)),
-    _f("lthalf", "lambda x: x < 0.5", 1, (NUM,)),
+    _f("gt0", "lambda x: x > 0", 1, (NUM,), threshold=True),
+    _f("gthalf", "lambda x: x > 0.5", 1, (NUM,), threshold=True),
+    _f("lthalf", "lambda x: x < 0.5", 1, (NUM,), threshold=True),
 )
 
 SEQUENCE_MAP_FUNCTIONS = (
@@ -111,26 +112,9 @@ def swapped_linear(name: str) -> str | None:
   other = LINEAR_BY_FACTORS.get((w.snd, w.fst))
   return other.name if other else None
 
-# Op kinds and encodings: the other fixed vocabularies of a program line.
-OPS = ("map", "sequence_map", "linear_sequence_map", "aggregate", "selector_width")
-ENCODINGS = ("categorical", "numerical")
-
 # Every name a line's `fn` field can hold, in a fixed order (model vocabulary).
 ALL_NAMES = tuple(FUNCTIONS) + tuple(LINEAR) + tuple(COMPARISONS)
 assert len(set(ALL_NAMES)) == len(ALL_NAMES), "registry names must be unique"
-
-
-def names_for_op(op: str) -> tuple[str, ...]:
-  """The `fn` names valid for an op kind."""
-  if op == "map":
-    return tuple(f.name for f in MAP_FUNCTIONS)
-  if op == "sequence_map":
-    return tuple(f.name for f in SEQUENCE_MAP_FUNCTIONS)
-  if op == "linear_sequence_map":
-    return tuple(LINEAR)
-  if op in ("aggregate", "selector_width"):
-    return tuple(COMPARISONS)
-  raise KeyError(f"unknown op {op!r}")
 
 
 def normalize_lambda(source: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 
 from tracr_decompiler import limits
-from tracr_decompiler.program import ir, registry
+from tracr_decompiler.program import ir, ops, registry
 
 HEADER = "from tracr.rasp import rasp\n\n"
 _ENCODING_WRAPPERS = {"categorical", "numerical"}
@@ -21,20 +21,7 @@ def _arg(name: str) -> str:
 
 
 def line_to_source(line: ir.Line) -> str:
-  a = [_arg(x) for x in line.args]
-  if line.op == "map":
-    expr = f"rasp.Map({registry.FUNCTIONS[line.fn].source}, {a[0]}, simplify=False)"
-  elif line.op == "sequence_map":
-    expr = f"rasp.SequenceMap({registry.FUNCTIONS[line.fn].source}, {a[0]}, {a[1]})"
-  elif line.op == "linear_sequence_map":
-    w = registry.LINEAR[line.fn]
-    expr = f"rasp.LinearSequenceMap({a[0]}, {a[1]}, {w.fst}, {w.snd})"
-  elif line.op == "aggregate":
-    default = "0" if line.encoding == "numerical" else "None"
-    select = f"rasp.Select({a[0]}, {a[1]}, rasp.Comparison.{line.fn})"
-    expr = f"rasp.Aggregate({select}, {a[2]}, default={default})"
-  else:  # selector_width
-    expr = f"rasp.SelectorWidth(rasp.Select({a[0]}, {a[1]}, rasp.Comparison.{line.fn}))"
+  expr = ops.SPECS[line.op].expression(line, [_arg(x) for x in line.args])
   return f"{line.out} = rasp.{line.encoding}({expr})"
 
 
@@ -128,27 +115,12 @@ class _Parser:
       if len(node.args) != 1 or node.keywords or encoding is not None:
         self.fail(node, f"rasp.{name} takes one SOp")
       return self.sop(node.args[0], out, name)
-    args = node.args if isinstance(node, ast.Call) else []
-    kwargs = {k.arg: k.value for k in node.keywords} if isinstance(node, ast.Call) else {}
-    enc = encoding or "categorical"  # tracr's default encoding
-    if name == "Map" and len(args) == 2 and set(kwargs) <= {"simplify"}:
-      return ir.Line("map", enc, self.function(args[0], 1), (self.ref(args[1]),), out)
-    if name == "SequenceMap" and len(args) == 3 and not kwargs:
-      return ir.Line("sequence_map", enc, self.function(args[0], 2),
-                     (self.ref(args[1]), self.ref(args[2])), out)
-    if name == "LinearSequenceMap" and len(args) == 4 and not kwargs:
-      factors = (self.number(args[2]), self.number(args[3]))
-      weights = registry.LINEAR_BY_FACTORS.get(factors)
-      if weights is None:
-        self.fail(node, f"LinearSequenceMap factors {factors} are not in the registry")
-      return ir.Line("linear_sequence_map", enc, weights.name,
-                     (self.ref(args[0]), self.ref(args[1])), out)
-    if name == "Aggregate" and len(args) == 2 and set(kwargs) <= {"default"}:
-      keys, queries, cmp = self.select(args[0])
-      return ir.Line("aggregate", enc, cmp, (keys, queries, self.ref(args[1])), out)
-    if name == "SelectorWidth" and len(args) == 1 and not kwargs:
-      keys, queries, cmp = self.select(args[0])
-      return ir.Line("selector_width", enc, cmp, (keys, queries), out)
+    spec = ops.BY_RASP_NAME.get(name or "")
+    if spec is not None and isinstance(node, ast.Call) and all(k.arg for k in node.keywords):
+      parsed = spec.parse(self, node, list(node.args), {str(k.arg): k.value for k in node.keywords})
+      if parsed is not None:
+        fn, args = parsed
+        return ir.Line(spec.kind, encoding or "categorical", fn, args, out)  # tracr's default: categorical
     self.fail(node, f"unsupported expression `{ast.unparse(node)[:80]}`")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tracr.rasp import rasp
 
-from tracr_decompiler.program import ir, registry
+from tracr_decompiler.program import ir, ops, registry
 
 
 def _fix_label(expr: rasp.RASPExpr, name: str, uid: int) -> rasp.RASPExpr:
@@ -31,22 +31,11 @@ def to_rasp(program: ir.Program, names: dict[str, str] | None = None) -> rasp.SO
   width = len(str(len(program.lines)))
   env: dict[str, rasp.SOp] = {"tokens": rasp.tokens, "indices": rasp.indices}
   for i, line in enumerate(program.lines, 1):
-    a = [env[x] for x in line.args]
-    if line.op == "map":
-      expr = rasp.Map(registry.FUNCTIONS[line.fn].fn, a[0], simplify=False)
-    elif line.op == "sequence_map":
-      expr = rasp.SequenceMap(registry.FUNCTIONS[line.fn].fn, a[0], a[1])
-    elif line.op == "linear_sequence_map":
-      w = registry.LINEAR[line.fn]
-      expr = rasp.LinearSequenceMap(a[0], a[1], w.fst, w.snd)
-    else:
-      select = _fix_label(rasp.Select(a[0], a[1], registry.COMPARISONS[line.fn]),
-                          f"select{i:0{width}d}", 1000 + i)
-      if line.op == "aggregate":
-        default = 0 if line.encoding == "numerical" else None
-        expr = rasp.Aggregate(select, a[2], default=default)
-      else:
-        expr = rasp.SelectorWidth(select)
+
+    def select(keys: rasp.SOp, queries: rasp.SOp, comparison: str, i: int = i) -> rasp.Select:
+      return _fix_label(rasp.Select(keys, queries, registry.COMPARISONS[comparison]), f"select{i:0{width}d}", 1000 + i)
+
+    expr = ops.SPECS[line.op].build(line, [env[x] for x in line.args], select)
     expr = rasp.numerical(expr) if line.encoding == "numerical" else rasp.categorical(expr)
     name = names[line.out] if names else f"v{i:0{width}d}"
     env[line.out] = _fix_label(expr, name, i)

@@ -1,0 +1,198 @@
+"""The op table: one entry per RASP op kind, and the only place op kinds differ.
+
+Each `OpSpec` holds what is particular to one kind of line: its arguments'
+roles, the `fn` names it accepts, how tracr builds it, how it is evaluated,
+printed and parsed, and which generator kinds draw it. Validation (ir.py),
+printing and parsing (source.py), tracr conversion (to_rasp.py), evaluation
+(evaluate.py), the sampler's dispatch and the model's vocabularies all look
+the entry up instead of branching on the kind.
+
+How to add an op kind or a function class:
+  1. registry.py: the new function names, if any (the single source of every
+     vocabulary).
+  2. this file: an OpSpec in SPECS, with its roles, names, builder, evaluator,
+     printer, parser pattern and generator kinds. If it is drawn at random,
+     give `generation/sampler.py` a proposer under the generator kind's name.
+Nothing else changes: the decoder's vocabularies (encoding/programs.py) derive
+from KINDS and the registry.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from typing import TYPE_CHECKING, Callable, Literal, Protocol
+
+from tracr.rasp import rasp
+
+from tracr_decompiler.program import registry, values
+from tracr_decompiler.program.values import EvaluationError, Values
+
+if TYPE_CHECKING:  # ir imports this module; the annotation only needs the name
+  from tracr_decompiler.program.ir import Line
+
+OpKind = Literal["map", "sequence_map", "linear_sequence_map", "aggregate", "selector_width"]
+Encoding = Literal["categorical", "numerical"]
+ENCODINGS: tuple[Encoding, ...] = ("categorical", "numerical")
+
+
+class ParseContext(Protocol):
+  """What an op's parser pattern may ask of the source parser (source.py)."""
+
+  def ref(self, node: ast.AST) -> str: ...
+  def function(self, node: ast.AST, arity: int) -> str: ...
+  def select(self, node: ast.AST) -> tuple[str, str, str]: ...
+  def number(self, node: ast.AST) -> float: ...
+  def fail(self, node: ast.AST, message: str): ...
+
+
+MakeSelect = Callable[[rasp.SOp, rasp.SOp, str], rasp.Select]  # keys, queries, comparison -> labelled Select
+ParseResult = tuple[str, tuple[str, ...]]  # (fn name, argument names)
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+  kind: OpKind
+  roles: tuple[str, ...]  # argument roles, in `Line.args` order
+  rasp_name: str  # tracr's constructor, e.g. "Map"; the parser's pattern
+  names: tuple[str, ...]  # valid `fn` values
+  build: Callable[["Line", list[rasp.SOp], MakeSelect], rasp.SOp]
+  evaluate: Callable[["Line", list[Values], bool], Values]  # (line, argument values, causal)
+  expression: Callable[["Line", list[str]], str]  # source text, arguments already printed
+  parse: Callable[[ParseContext, ast.Call, list[ast.expr], dict[str, ast.expr]], ParseResult | None]
+  generator_kinds: tuple[str, ...]  # GenerationConfig.op_weights keys that draw this op
+  # The `fn` that computes the same with the two arguments swapped, or None: the
+  # canonical form sorts such arguments (ir.order_symmetric).
+  swapped: Callable[["Line"], str | None] = lambda line: None
+
+  @property
+  def arity(self) -> int:
+    return len(self.roles)
+
+
+# --- map / sequence_map: a registry function applied elementwise ---------------------------------------
+
+
+def _function(line: "Line"):
+  return registry.FUNCTIONS[line.fn]
+
+
+def _eval_function(line: "Line", args: list[Values], causal: bool) -> Values:
+  return values.apply(_function(line).fn, args, line.encoding)
+
+
+def _parse_map(p: ParseContext, node: ast.Call, args: list[ast.expr], kw: dict[str, ast.expr]) -> ParseResult | None:
+  if len(args) == 2 and set(kw) <= {"simplify"}:
+    return p.function(args[0], 1), (p.ref(args[1]),)
+  return None
+
+
+def _parse_sequence_map(p: ParseContext, node: ast.Call, args: list[ast.expr],
+                        kw: dict[str, ast.expr]) -> ParseResult | None:
+  if len(args) == 3 and not kw:
+    return p.function(args[0], 2), (p.ref(args[1]), p.ref(args[2]))
+  return None
+
+
+# --- linear_sequence_map: fixed weights from the registry --------------------------------------------
+
+
+def _eval_linear(line: "Line", args: list[Values], causal: bool) -> Values:
+  if any(x.labels is not None for x in args):
+    raise EvaluationError("LinearSequenceMap of values that are not numbers")
+  w = registry.LINEAR[line.fn]
+  return Values(w.fst * args[0].data + w.snd * args[1].data, registry.NUM)
+
+
+def _parse_linear(p: ParseContext, node: ast.Call, args: list[ast.expr],
+                  kw: dict[str, ast.expr]) -> ParseResult | None:
+  if len(args) != 4 or kw:
+    return None
+  factors = (p.number(args[2]), p.number(args[3]))
+  weights = registry.LINEAR_BY_FACTORS.get(factors)
+  if weights is None:
+    p.fail(node, f"LinearSequenceMap factors {factors} are not in the registry")
+  return weights.name, (p.ref(args[0]), p.ref(args[1]))
+
+
+# --- aggregate / selector_width: a Select with a registry comparison ---------------------------------
+
+
+def _select_source(line: "Line", a: list[str]) -> str:
+  return f"rasp.Select({a[0]}, {a[1]}, rasp.Comparison.{line.fn})"
+
+
+def _eval_aggregate(line: "Line", args: list[Values], causal: bool) -> Values:
+  return values.aggregate(values.selector(args[0], args[1], line.fn, causal), args[2], line.encoding)
+
+
+def _eval_selector_width(line: "Line", args: list[Values], causal: bool) -> Values:
+  return Values(values.selector(args[0], args[1], line.fn, causal).sum(-1).astype(float), registry.INT)
+
+
+def _parse_aggregate(p: ParseContext, node: ast.Call, args: list[ast.expr],
+                     kw: dict[str, ast.expr]) -> ParseResult | None:
+  if len(args) == 2 and set(kw) <= {"default"}:
+    keys, queries, cmp = p.select(args[0])
+    return cmp, (keys, queries, p.ref(args[1]))
+  return None
+
+
+def _parse_selector_width(p: ParseContext, node: ast.Call, args: list[ast.expr],
+                          kw: dict[str, ast.expr]) -> ParseResult | None:
+  if len(args) == 1 and not kw:
+    keys, queries, cmp = p.select(args[0])
+    return cmp, (keys, queries)
+  return None
+
+
+def _default(line: "Line"):
+  return 0 if line.encoding == "numerical" else None
+
+
+SPECS: dict[str, OpSpec] = {spec.kind: spec for spec in (
+    OpSpec("map", ("x",), "Map", tuple(f.name for f in registry.MAP_FUNCTIONS),
+           build=lambda line, a, select: rasp.Map(_function(line).fn, a[0], simplify=False),
+           evaluate=_eval_function,
+           expression=lambda line, a: f"rasp.Map({_function(line).source}, {a[0]}, simplify=False)",
+           parse=_parse_map, generator_kinds=("map",)),
+    OpSpec("sequence_map", ("fst", "snd"), "SequenceMap", tuple(f.name for f in registry.SEQUENCE_MAP_FUNCTIONS),
+           build=lambda line, a, select: rasp.SequenceMap(_function(line).fn, a[0], a[1]),
+           evaluate=_eval_function,
+           expression=lambda line, a: f"rasp.SequenceMap({_function(line).source}, {a[0]}, {a[1]})",
+           parse=_parse_sequence_map, generator_kinds=("sequence_map",),
+           swapped=lambda line: line.fn if line.fn in registry.SYMMETRIC else None),
+    OpSpec("linear_sequence_map", ("fst", "snd"), "LinearSequenceMap", tuple(registry.LINEAR),
+           build=lambda line, a, select: rasp.LinearSequenceMap(
+               a[0], a[1], registry.LINEAR[line.fn].fst, registry.LINEAR[line.fn].snd),
+           evaluate=_eval_linear,
+           expression=lambda line, a: (f"rasp.LinearSequenceMap({a[0]}, {a[1]}, {registry.LINEAR[line.fn].fst}, "
+                                       f"{registry.LINEAR[line.fn].snd})"),
+           parse=_parse_linear, generator_kinds=("linear_sequence_map",),
+           swapped=lambda line: registry.swapped_linear(line.fn)),
+    OpSpec("aggregate", ("keys", "queries", "values"), "Aggregate", tuple(registry.COMPARISONS),
+           build=lambda line, a, select: rasp.Aggregate(select(a[0], a[1], line.fn), a[2], default=_default(line)),
+           evaluate=_eval_aggregate,
+           expression=lambda line, a: f"rasp.Aggregate({_select_source(line, a)}, {a[2]}, default={_default(line)})",
+           parse=_parse_aggregate, generator_kinds=("numerical_aggregate", "categorical_aggregate")),
+    OpSpec("selector_width", ("keys", "queries"), "SelectorWidth", tuple(registry.COMPARISONS),
+           build=lambda line, a, select: rasp.SelectorWidth(select(a[0], a[1], line.fn)),
+           evaluate=_eval_selector_width,
+           expression=lambda line, a: f"rasp.SelectorWidth({_select_source(line, a)})",
+           parse=_parse_selector_width, generator_kinds=("selector_width",)),
+)}
+KINDS: tuple[str, ...] = tuple(SPECS)  # the model's op vocabulary, in this order
+BY_RASP_NAME = {spec.rasp_name: spec for spec in SPECS.values()}
+GENERATOR_KINDS = {g: spec.kind for spec in SPECS.values() for g in spec.generator_kinds}
+
+
+def spec(kind: str) -> OpSpec:
+  try:
+    return SPECS[kind]
+  except KeyError:
+    raise KeyError(f"unknown op {kind!r}") from None
+
+
+def evaluate_line(line: "Line", args: list[Values], causal: bool = False) -> Values:
+  return SPECS[line.op].evaluate(line, args, causal)
+
