@@ -535,14 +535,15 @@ def load(path: str | os.PathLike, settings_path: str | os.PathLike | None = None
     if layout is None:
       raise ModelFileError(f"{where}: not a TransformerLens state dict (no embed.W_E/pos_embed.W_pos or "
                            "tok_embed.weight/pos.weight)")
+    floats = ("F16", "F32", "F64")
     for name, entry in header.items():
-      if entry["dtype"] not in ("F16", "F32", "F64"):
+      if entry["dtype"] not in floats and not _IGNORED.match(name):  # the mask buffer is BOOL; never read
         raise ModelFileError(f"{where}: tensor {name[:80]} is {entry['dtype']}, not F16/F32/F64")
     plan = _plan(layout, {k: tuple(e["shape"]) for k, e in header.items()}, reading.n_heads, where)
     tensors, unembed = {}, None
     for name, entry in header.items():
       if name == _UNEMBED[layout]:
-        if math.prod(entry["shape"]) <= plan["d_model"] * (limits.MAX_RESIDUAL + 2):
+        if entry["dtype"] in floats and math.prod(entry["shape"]) <= plan["d_model"] * (limits.MAX_RESIDUAL + 2):
           unembed = files.read_tensor(f, entry, data_start, path).astype(np.float32)
           unembed = unembed.T if layout == "bridge" else unembed
       elif not _IGNORED.match(name):

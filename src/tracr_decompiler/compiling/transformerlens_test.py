@@ -41,9 +41,11 @@ def demo_state_dict(model) -> dict:
     m = f"transformer/layer_{l}/mlp"
     sd[f"blocks.{l}.mlp.W_in"], sd[f"blocks.{l}.mlp.b_in"] = p[f"{m}/linear_1"]["w"], p[f"{m}/linear_1"]["b"]
     sd[f"blocks.{l}.mlp.W_out"], sd[f"blocks.{l}.mlp.b_out"] = p[f"{m}/linear_2"]["w"], p[f"{m}/linear_2"]["b"]
-    sd[f"blocks.{l}.attn.mask"] = np.tril(np.ones((v, v)))  # TransformerLens' buffers come along in state_dict()
+    n_ctx = np.asarray(p["pos_embed"]["embeddings"]).shape[0]
+    sd[f"blocks.{l}.attn.mask"] = np.tril(np.ones((n_ctx, n_ctx)))  # TransformerLens' buffers come along too
     sd[f"blocks.{l}.attn.IGNORE"] = np.array(-1e5)
-  return {name: torch.tensor(np.array(x, dtype=np.float32)) for name, x in sd.items()}
+  return {name: torch.tensor(np.array(x, dtype=bool if name.endswith(".mask") else np.float32))
+          for name, x in sd.items()}
 
 
 def bridge_state_dict(model) -> dict:

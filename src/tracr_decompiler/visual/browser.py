@@ -121,3 +121,24 @@ def render(path: str | os.PathLike, width: int = 1280, timeout: float = 60.0, ch
       except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def main(argv=None) -> int:
+  """python -m tracr_decompiler.visual.browser PAGE --screenshot PNG [--height H]: what the README shows."""
+  import argparse
+  parser = argparse.ArgumentParser(description=main.__doc__)
+  parser.add_argument("page")
+  parser.add_argument("--screenshot", required=True)
+  parser.add_argument("--width", type=int, default=1280)
+  parser.add_argument("--height", type=int, default=None)
+  args = parser.parse_args(argv)
+  shown = render(args.page, width=args.width, height=args.height)
+  pathlib.Path(args.screenshot).write_bytes(shown.screenshot)
+  print(f"{len(shown.nodes)} nodes drawn, {len(shown.errors)} console errors -> {args.screenshot}")
+  for e in shown.errors:
+    print(e)
+  return 1 if shown.errors else 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
