@@ -108,16 +108,17 @@ def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: in
 
 
 def markdown(summary: dict) -> str:
-  lines = ["| lib program | ops decompiled | verified | functional | exact | time (s) |", "|---|---|---|---|---|---|"]
+  lines = ["| lib program | ops decompiled | verified (status) | functional | exact | time (s) |",
+           "|---|---|---|---|---|---|"]
   for r in summary["programs"]:
     if r.get("status") != "ok":
       lines.append(f"| {r['program']} | – | – | – | – | {r.get('status')} |")
       continue
     exact = "n/a" if r["exact"] is None else ("yes" if r["exact"] else "no")
-    lines.append(f"| {r['program']} | {r['ops']} | {'yes' if r['verified'] else 'no'} | "
+    lines.append(f"| {r['program']} | {r['ops']} | {'yes' if r['verified'] else 'no'} ({r.get('status_of_check')}) | "
                  f"{'yes' if r['functional'] else 'no'} | {exact} | {r['seconds']} |")
   lines.append("")
-  lines.append(f"{summary['verified']}/{summary['total']} verified against the compiled model, "
+  lines.append(f"{summary['verified']}/{summary['total']} verified against the model tracr compiled, "
                f"{summary['functional']}/{summary['total']} functionally equal to the lib program "
                f"(exact: n/a where the program uses lambdas outside our registry).")
   return "\n".join(lines) + "\n"
