@@ -10,9 +10,9 @@ so existing `except ValueError` code keeps working.
     ├── UsageError        arguments or settings out of range (cli.UserError)
     ├── FileError         a file we read or write: missing, special, too large, malformed
     │   ├── ModelFileError        compiling/model_io.py
-    │   └── CheckpointError       training/checkpoint.py
+    │   └── CheckpointError       model/pretrained.py
     ├── ProgramError      program/ir.py, program/source.py (parser)
-    ├── EvaluationError   program/evaluate.py
+    ├── EvaluationError   program/values.py
     ├── CompileError      compiling/compiler.py
     ├── NotTracrError     encoding/nodes.py
     ├── DecompileError    decompiling/decompile.py

@@ -19,12 +19,12 @@ import time
 import torch
 
 from tracr_decompiler.compiling import tracr_model
-from tracr_decompiler.decompiling import decode
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, source
-from tracr_decompiler.training import checkpoint, data
+from tracr_decompiler.model import decode, pretrained
+from tracr_decompiler.model.batch import graph_batch
 
 PRETRAINED = pathlib.Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -62,8 +62,8 @@ def load_decompiler(path: str | None = None):
   """The shipped decompiler, or a checkpoint / run folder."""
   folder = pathlib.Path(path) if path else PRETRAINED
   if not (folder / "config.json").exists() and not (folder / "last").exists():
-    raise checkpoint.CheckpointError(f"no decompiler checkpoint at {folder}")
-  return checkpoint.load_decompiler(folder)
+    raise pretrained.CheckpointError(f"no decompiler checkpoint at {folder}")
+  return pretrained.load_decompiler(folder)
 
 
 def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", beam: int = 16,
@@ -97,7 +97,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   s = len(graph.nodes)
   if s > decompiler.cfg.max_nodes:
     raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({decompiler.cfg.max_nodes - 2})")
-  batch = data.graph_batch(graph)
+  batch = graph_batch(graph)
   with torch.no_grad():
     memory, mask = decompiler.encode(batch)
     if mode == "nar":

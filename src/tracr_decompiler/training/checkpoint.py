@@ -15,41 +15,23 @@ disk, a bad copy, a truncated file) is detected and resuming falls back to
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pathlib
 import shutil
 import sys
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from tracr_decompiler import files
-from tracr_decompiler.dataset import schema
-from tracr_decompiler.encoding import programs
-from tracr_decompiler.errors import FileError
+from tracr_decompiler.model import pretrained
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
+from tracr_decompiler.model.pretrained import CheckpointError, load_decompiler, load_weights, save_pretrained
 
-MAX_CHECKPOINT_BYTES = 4 << 30  # per tensor file; the shipped model is 30 MB
+__all__ = ["CheckpointError", "load_decompiler", "load_weights", "save_pretrained", "save", "validate",
+           "find_resumable", "load_trainer_state", "load_optimizer"]
+
 TENSOR_FILES = ("model.safetensors", "optimizer.safetensors")
-
-
-class CheckpointError(FileError):
-  """A checkpoint folder that is missing, truncated, corrupt or from another version (also a ValueError)."""
-
-
-def _config_json(model_cfg: ModelConfig) -> dict:
-  return {"model_config": model_cfg.to_json(), "schema_version": schema.SCHEMA_VERSION,
-          "vocab": {"ops": list(programs.OPS), "encodings": list(programs.ENCODINGS), "fns": list(programs.FNS),
-                    "ar": list(programs.AR_VOCAB)}}
-
-
-def save_pretrained(model: Decompiler, folder: pathlib.Path) -> None:
-  folder.mkdir(parents=True, exist_ok=True)
-  save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, folder / "model.safetensors")
-  (folder / "config.json").write_text(json.dumps(_config_json(model.cfg), indent=2) + "\n")
 
 
 def save(model: Decompiler, opt: torch.optim.Optimizer, model_cfg: ModelConfig, out: pathlib.Path,
@@ -65,7 +47,7 @@ def save(model: Decompiler, opt: torch.optim.Optimizer, model_cfg: ModelConfig, 
   save_file(tensors, tmp / "optimizer.safetensors")
   (tmp / "trainer_state.json").write_text(json.dumps(
       {"step": step, "metrics": metrics, "minutes": metrics.get("minutes", 0.0), "param_groups": groups,
-       "model_config": model_cfg.to_json(), "sha256": {n: _sha256(tmp / n) for n in TENSOR_FILES}}, indent=2) + "\n")
+       "model_config": model_cfg.to_json(), "sha256": {n: pretrained.file_sha256(tmp / n) for n in TENSOR_FILES}}, indent=2) + "\n")
   last, prev, old = out / "last", out / "prev", out / ".prev.old"
   shutil.rmtree(old, ignore_errors=True)
   if last.exists():
@@ -80,50 +62,20 @@ def save(model: Decompiler, opt: torch.optim.Optimizer, model_cfg: ModelConfig, 
   shutil.rmtree(old, ignore_errors=True)
 
 
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
-def _read_json(path: pathlib.Path) -> dict:
-  try:
-    value = files.read_json(path, 16 << 20, "checkpoint JSON file")
-  except FileError as e:
-    raise CheckpointError(str(e)) from None
-  if not isinstance(value, dict):
-    raise CheckpointError(f"{path} is not a JSON object")
-  return value
-
-
-def _check_tensor_file(path: pathlib.Path, sha256: str | None) -> None:
-  """Header and size checks (and the recorded hash) before safetensors reads a byte of data."""
-  try:
-    f, size = files.open_regular(path, MAX_CHECKPOINT_BYTES, "checkpoint tensor file")
-    with f:
-      files.read_safetensors_header(f, size, path)
-  except FileError as e:
-    raise CheckpointError(str(e)) from None
-  if sha256 is not None and _sha256(path) != sha256:
-    raise CheckpointError(f"{path} is corrupt (its SHA-256 differs from the one recorded when it was saved)")
-
-
 def validate(folder: pathlib.Path) -> dict:
   """Checks a resumable checkpoint folder without loading it; returns its trainer state.
 
   Raises:
     CheckpointError: naming the first file that is missing, truncated or corrupt.
   """
-  state = _read_json(folder / "trainer_state.json")
+  state = pretrained.read_json(folder / "trainer_state.json")
   hashes = state.get("sha256") or {}  # checkpoints from before hashes were recorded have none
   if not isinstance(hashes, dict) or not isinstance(state.get("step"), int) or "model_config" not in state \
       or not isinstance(state.get("param_groups"), list):
     raise CheckpointError(f"{folder / 'trainer_state.json'} lacks step, model_config or param_groups")
-  _read_json(folder / "config.json")
+  pretrained.read_json(folder / "config.json")
   for name in TENSOR_FILES:
-    _check_tensor_file(folder / name, hashes.get(name))
+    pretrained.check_tensor_file(folder / name, hashes.get(name))
   return state
 
 
@@ -159,27 +111,10 @@ def load_trainer_state(out: pathlib.Path) -> dict | None:
   return found[1] if found else None
 
 
-def _load_tensors(path: pathlib.Path) -> dict[str, torch.Tensor]:
-  _check_tensor_file(path, None)
-  try:
-    return load_file(path)
-  except (OSError, RuntimeError, ValueError, SafetensorError) as e:
-    raise CheckpointError(f"cannot read {path}: {str(e).splitlines()[0][:120]}") from None
-
-
-def load_weights(model: Decompiler, folder: pathlib.Path) -> None:
-  path = folder / "model.safetensors"
-  tensors = _load_tensors(path)
-  try:
-    model.load_state_dict(tensors)
-  except (RuntimeError, ValueError, KeyError) as e:
-    raise CheckpointError(f"{path} does not fit its config.json ({str(e).splitlines()[0][:120]})") from None
-
-
 def load_optimizer(opt: torch.optim.Optimizer, folder: pathlib.Path) -> None:
   path = folder / "optimizer.safetensors"
-  tensors = _load_tensors(path)
-  state = _read_json(folder / "trainer_state.json")
+  tensors = pretrained.load_tensors(path)
+  state = pretrained.read_json(folder / "trainer_state.json")
   per_param: dict[int, dict] = {}
   try:
     for key, value in tensors.items():
@@ -190,21 +125,3 @@ def load_optimizer(opt: torch.optim.Optimizer, folder: pathlib.Path) -> None:
     raise CheckpointError(f"{path} does not fit the model ({str(e).splitlines()[0][:120]})") from None
 
 
-def load_decompiler(folder: str | pathlib.Path) -> Decompiler:
-  """A trained decompiler from a folder with model.safetensors and config.json."""
-  folder = pathlib.Path(folder)
-  if (folder / "last" / "model.safetensors").exists():  # a training run folder
-    folder = folder / "last"
-  config = _read_json(folder / "config.json")
-  try:
-    model_cfg = ModelConfig.from_json(config["model_config"])
-  except (ValueError, KeyError, TypeError) as e:
-    raise CheckpointError(f"{folder / 'config.json'} is not a decompiler config ({type(e).__name__})") from None
-  if not isinstance(config.get("vocab"), dict):
-    raise CheckpointError(f"{folder / 'config.json'} has no vocab")
-  if config.get("vocab", {}).get("fns") != list(programs.FNS) or config.get("vocab", {}).get("ar") != list(programs.AR_VOCAB):
-    raise CheckpointError(f"{folder} was trained with another function registry")
-  model = Decompiler(model_cfg)
-  load_weights(model, folder)
-  model.eval()
-  return model

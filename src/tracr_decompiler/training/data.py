@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from tracr_decompiler.compiling import inputs as inputs_lib
 from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.encoding import flat, programs, weights
+from tracr_decompiler.model.batch import Batch
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.program import evaluate
 
@@ -140,7 +141,7 @@ def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2
   return examples
 
 
-def collate(examples: list[Example], flat_input: bool = False) -> dict[str, torch.Tensor]:
+def collate(examples: list[Example], flat_input: bool = False) -> Batch:
   """Pads examples into a batch (graph input, NAR and AR targets; the flat baseline's input on request)."""
   b, s = len(examples), max(e.size for e in examples)
   r = examples[0].relations.shape[-1]
@@ -164,9 +165,8 @@ def collate(examples: list[Example], flat_input: bool = False) -> dict[str, torc
     ar_in[i, 1:len(e.ar)] = e.ar[:-1]
     ar_out[i, :len(e.ar)] = e.ar
   t = lambda a: torch.from_numpy(a)
-  batch = {"features": t(feats), "kinds": t(kinds), "layers": t(layers), "relations": t(rel),
-           "is_output": t(is_out), "node_mask": t(mask), "op": t(op), "enc": t(enc), "fn": t(fn),
-           "args": t(args), "ar_in": t(ar_in), "ar_out": t(ar_out)}
+  batch = Batch(features=t(feats), kinds=t(kinds), layers=t(layers), relations=t(rel), is_output=t(is_out),
+                node_mask=t(mask), op=t(op), enc=t(enc), fn=t(fn), args=t(args), ar_in=t(ar_in), ar_out=t(ar_out))
   if flat_input:
     chunk = ModelConfig().flat_chunk
     tokens = max(int(e.flat_idx.max()) // chunk + 1 if len(e.flat_idx) else 1 for e in examples)
@@ -177,12 +177,3 @@ def collate(examples: list[Example], flat_input: bool = False) -> dict[str, torc
       fmask[i, :(int(e.flat_idx.max()) // chunk + 1) if len(e.flat_idx) else 1] = True
     batch["flat"], batch["flat_mask"] = t(x.reshape(b, tokens, chunk)), t(fmask)
   return batch
-
-
-def graph_batch(graph: weights.WeightGraph) -> dict[str, torch.Tensor]:
-  """Inference batch of one graph (no targets)."""
-  s = len(graph.nodes)
-  t = torch.from_numpy
-  return {"features": t(graph.features)[None], "kinds": t(graph.kinds.astype(np.int64))[None],
-          "layers": t(graph.layers.astype(np.int64) + 1)[None], "relations": t(graph.relations)[None],
-          "is_output": t(graph.is_output)[None], "node_mask": torch.ones(1, s, dtype=torch.bool)}

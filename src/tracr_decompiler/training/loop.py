@@ -24,8 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from tracr_decompiler.dataset.reader import DatasetError
-from tracr_decompiler.decompiling import decode
 from tracr_decompiler.encoding import programs
+from tracr_decompiler.model import decode
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
 from tracr_decompiler.training import checkpoint, data

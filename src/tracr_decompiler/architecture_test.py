@@ -1,0 +1,96 @@
+"""The import graph: layers point one way, no cycles, and no function-local import hides one.
+
+Run alone:  python -m pytest src/tracr_decompiler/architecture_test.py -q
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent
+NAME = "tracr_decompiler"
+# What inference (`decompile()` and the CLI's decompile) may reach; training is above it.
+INFERENCE = ("decompiling", "model", "compiling", "encoding", "program")
+
+
+def _module_name(path: pathlib.Path) -> str:
+  rel = path.relative_to(PACKAGE.parent).with_suffix("")
+  parts = list(rel.parts)
+  if parts[-1] == "__init__":
+    parts = parts[:-1]
+  return ".".join(parts)
+
+
+def _modules() -> dict[str, ast.Module]:
+  return {_module_name(p): ast.parse(p.read_text()) for p in PACKAGE.rglob("*.py")
+          if not p.name.endswith("_test.py") and "pretrained" not in p.parts}
+
+
+def _resolve(node: ast.ImportFrom | ast.Import, known: set[str]) -> list[str]:
+  """Project modules an import statement loads (the project uses absolute imports only)."""
+  if isinstance(node, ast.Import):
+    names = [a.name for a in node.names]
+  else:
+    base = node.module or ""
+    names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+  return [n for n in names if n in known]
+
+
+def _imports(tree: ast.Module, module: str, known: set[str]) -> tuple[set[str], set[str]]:
+  """(module-level imports, imports inside functions), TYPE_CHECKING blocks excluded."""
+  top, local = set(), set()
+
+  def visit(node: ast.AST, in_function: bool) -> None:
+    for child in ast.iter_child_nodes(node):
+      if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+        continue
+      if isinstance(child, (ast.Import, ast.ImportFrom)):
+        (local if in_function else top).update(_resolve(child, known))
+      visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+  visit(tree, False)
+  return top - {module}, local - {module}
+
+
+@pytest.fixture(scope="module")
+def graph():
+  modules = _modules()
+  known = set(modules)
+  return {m: _imports(tree, m, known) for m, tree in modules.items()}
+
+
+def _reach(graph, start: str, include_local: bool = True) -> set[str]:
+  seen, stack = set(), [start]
+  while stack:
+    m = stack.pop()
+    if m in seen:
+      continue
+    seen.add(m)
+    top, local = graph.get(m, (set(), set()))
+    stack.extend(top | (local if include_local else set()))
+  return seen
+
+
+def test_inference_never_reaches_training(graph):
+  for m in graph:
+    stage = m.split(".")[1] if m.count(".") else ""
+    if stage in INFERENCE:
+      bad = sorted(r for r in _reach(graph, m) if r.startswith(f"{NAME}.training"))
+      assert not bad, f"{m} reaches {bad}"
+
+
+def test_no_import_cycles_even_counting_function_local_imports(graph):
+  for m in graph:
+    for dep in graph[m][0] | graph[m][1]:
+      assert m not in _reach(graph, dep), f"cycle: {m} -> {dep} -> ... -> {m}"
+
+
+def test_the_checker_sees_imports():
+  """The graph is not empty by accident: known arrows are found."""
+  modules = _modules()
+  g = {m: _imports(t, m, set(modules)) for m, t in modules.items()}
+  assert f"{NAME}.model.pretrained" in g[f"{NAME}.decompiling.decompile"][0]
+  assert f"{NAME}.program.ops" in g[f"{NAME}.program.ir"][0]
