@@ -1,4 +1,4 @@
-# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (mypy, then pytest).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,8 +15,11 @@ install: $(STAMP)
 demo: $(STAMP)  ## decompile tracr lib programs and fresh random programs with the shipped model
 	$(BIN)/python -m tracr_decompiler.demo
 
-test: $(STAMP)  ## the whole test suite
+test: typecheck  ## the type checker, then the whole test suite
 	$(BIN)/python -m pytest -p no:cacheprovider
+
+typecheck: $(STAMP)  ## mypy on src/ (settings in pyproject.toml's [tool.mypy])
+	$(BIN)/mypy
 
 bench: $(STAMP)  ## generation/compile and training benchmarks
 	$(BIN)/python benchmarks/generation_bench.py
@@ -26,4 +29,4 @@ bench: $(STAMP)  ## generation/compile and training benchmarks
 reproduce: $(STAMP)
 	bash scripts/reproduce.sh
 
-.PHONY: install demo test bench reproduce
+.PHONY: install demo test typecheck bench reproduce
