@@ -44,7 +44,9 @@ def demo_state_dict(model) -> dict:
     n_ctx = np.asarray(p["pos_embed"]["embeddings"]).shape[0]
     sd[f"blocks.{l}.attn.mask"] = np.tril(np.ones((n_ctx, n_ctx)))  # TransformerLens' buffers come along too
     sd[f"blocks.{l}.attn.IGNORE"] = np.array(-1e5)
-  return {name: torch.tensor(np.array(x, dtype=bool if name.endswith(".mask") else np.float32))
+  # Contiguous, as a HookedTransformer's parameters are (torch.tensor keeps a transposed view's strides,
+  # and safetensors.numpy would then write the memory, not the values).
+  return {name: torch.tensor(np.ascontiguousarray(x, dtype=bool if name.endswith(".mask") else np.float32))
           for name, x in sd.items()}
 
 
@@ -59,7 +61,7 @@ def bridge_state_dict(model) -> dict:
     for short, module in (("fc_in", "linear_1"), ("fc_out", "linear_2")):
       sd[f"layers.{l}.mlp.{short}.weight"] = np.asarray(p[f"transformer/layer_{l}/mlp/{module}"]["w"]).T
       sd[f"layers.{l}.mlp.{short}.bias"] = p[f"transformer/layer_{l}/mlp/{module}"]["b"]
-  return {name: torch.tensor(np.array(x, dtype=np.float32)) for name, x in sd.items()}
+  return {name: torch.tensor(np.ascontiguousarray(x, dtype=np.float32)) for name, x in sd.items()}
 
 
 class FakeHookedTransformer:
