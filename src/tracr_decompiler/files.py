@@ -12,12 +12,13 @@ symlink to its target; with the mode the umask gives (mkstemp makes 0600).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import stat
 import tempfile
-from typing import Any, BinaryIO, Callable
+from typing import Any, Callable
 
 from tracr_decompiler.errors import FileError
 
@@ -36,7 +37,7 @@ def _kind(mode: int) -> str:
   return "not a regular file"
 
 
-def open_regular(path: str | os.PathLike, max_bytes: int, what: str = "file") -> tuple[BinaryIO, int]:
+def open_regular(path: str | os.PathLike, max_bytes: int, what: str = "file") -> tuple[io.BufferedReader, int]:
   """Opens a regular file for reading after checking its size; returns (file, size).
 
   O_NONBLOCK makes opening a FIFO return at once (instead of waiting for a
@@ -98,7 +99,7 @@ def _is_int(x: Any) -> bool:
   return isinstance(x, int) and not isinstance(x, bool)
 
 
-def read_safetensors_header(f: BinaryIO, size: int, path: str | os.PathLike) -> tuple[dict, dict, int]:
+def read_safetensors_header(f: io.BufferedReader, size: int, path: str | os.PathLike) -> tuple[dict, dict, int]:
   """Parses and checks a safetensors header without touching the tensor data.
 
   Format: an 8-byte little-endian header length N, N bytes of JSON
@@ -155,7 +156,7 @@ def read_safetensors_header(f: BinaryIO, size: int, path: str | os.PathLike) -> 
   return header, metadata, 8 + n
 
 
-def read_tensor(f: BinaryIO, entry: dict, data_start: int, path: str | os.PathLike):
+def read_tensor(f: io.BufferedReader, entry: dict, data_start: int, path: str | os.PathLike):
   """One tensor as a writable NumPy array (F16/F32/F64 only), read straight into place."""
   import numpy as np
   dtypes = {"F16": "<f2", "F32": "<f4", "F64": "<f8"}
@@ -163,7 +164,7 @@ def read_tensor(f: BinaryIO, entry: dict, data_start: int, path: str | os.PathLi
     raise FileError(f"{path}: tensor dtype {entry['dtype']} is not a float type")
   out = np.empty(entry["shape"], dtype=dtypes[entry["dtype"]])
   f.seek(data_start + entry["data_offsets"][0])
-  if out.nbytes and f.readinto(memoryview(out.reshape(-1)).cast("B")) != out.nbytes:
+  if out.nbytes and f.readinto(out.reshape(-1).data.cast("B")) != out.nbytes:
     raise FileError(f"{path} was truncated while being read")
   return out
 

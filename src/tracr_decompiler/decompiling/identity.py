@@ -36,8 +36,8 @@ def _frame(model: CompiledModel) -> np.ndarray:
   order: list[int] = [d for d in (special["one"], special["bos"], special["pad"]) if d is not None]
   for n in ordered:
     order += n.writes + n.reads.get("scratch", [])
-  seen: set[int] = set()
-  order = [d for d in order if not (d in seen or seen.add(d))]
+  order = list(dict.fromkeys(order))  # first occurrence of each dim, in order
+  seen = set(order)
   width = model.params["token_embed"]["embeddings"].shape[1]
   return np.array(order + [d for d in range(width) if d not in seen])
 

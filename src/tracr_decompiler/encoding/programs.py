@@ -98,7 +98,8 @@ def program_from_fields(ops, encs, fns, args) -> ir.Program:
 
 def program_from_ar(tokens: list[int]) -> ir.Program:
   """Parses an autoregressive token sequence (without BOS) into a program."""
-  ops, encs, fns, args = [0, 0], [0, 0], [0, 0], [[], []]
+  ops, encs, fns = [0, 0], [0, 0], [0, 0]
+  args: list[list[int]] = [[], []]
   i = 0
   while i + TOKENS_PER_LINE <= len(tokens) and tokens[i] != EOS:
     chunk = [AR_VOCAB[t] for t in tokens[i:i + TOKENS_PER_LINE]]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from typing import TYPE_CHECKING, Callable, Literal, Protocol
+from typing import TYPE_CHECKING, Callable, Literal, NoReturn, Protocol
 
 from tracr.rasp import rasp
 
@@ -43,7 +43,7 @@ class ParseContext(Protocol):
   def function(self, node: ast.AST, arity: int) -> str: ...
   def select(self, node: ast.AST) -> tuple[str, str, str]: ...
   def number(self, node: ast.AST) -> float: ...
-  def fail(self, node: ast.AST, message: str): ...
+  def fail(self, node: ast.AST, message: str) -> NoReturn: ...
 
 
 MakeSelect = Callable[[rasp.SOp, rasp.SOp, str], rasp.Select]  # keys, queries, comparison -> labelled Select

@@ -103,7 +103,8 @@ FUNCTIONS = {f.name: f for f in MAP_FUNCTIONS + SEQUENCE_MAP_FUNCTIONS}
 # f(x, y) == f(y, x): the canonical form sorts these functions' arguments.
 SYMMETRIC = frozenset({"add", "mul", "max", "min", "eqxy", "and", "or"})
 LINEAR = {w.name: w for w in LINEAR_WEIGHTS}
-LINEAR_BY_FACTORS = {(w.fst, w.snd): w for w in LINEAR_WEIGHTS}
+# Float keys: the parser reads factors as numbers, and 2.0 finds the entry stored as 2 (equal, same hash).
+LINEAR_BY_FACTORS: dict[tuple[float, float], LinearWeights] = {(w.fst, w.snd): w for w in LINEAR_WEIGHTS}
 
 
 def swapped_linear(name: str) -> str | None:

@@ -8,6 +8,7 @@ and every lambda must be one of the registry's functions.
 from __future__ import annotations
 
 import ast
+from typing import NoReturn
 
 from tracr_decompiler import limits
 from tracr_decompiler.program import ir, ops, registry
@@ -37,13 +38,13 @@ def to_source(program: ir.Program, header: bool = True) -> str:
 class _Parser:
   """Turns assignments `name = rasp....` into Lines, tracking Select variables."""
 
-  def __init__(self):
+  def __init__(self) -> None:
     self.lines: list[ir.Line] = []
     self.selects: dict[str, tuple[str, str, str]] = {}
     self.sops: set[str] = set(ir.INPUTS)
     self.output: str | None = None
 
-  def fail(self, node: ast.AST, message: str):
+  def fail(self, node: ast.AST, message: str) -> NoReturn:
     raise ir.ProgramError(f"line {getattr(node, 'lineno', '?')}: {message}")
 
   def statement(self, node: ast.stmt):
@@ -101,7 +102,7 @@ class _Parser:
   def select(self, node: ast.AST) -> tuple[str, str, str]:
     if isinstance(node, ast.Name) and node.id in self.selects:
       return self.selects[node.id]
-    if self._call_name(node) != "Select" or len(node.args) != 3 or node.keywords:
+    if not isinstance(node, ast.Call) or self._call_name(node) != "Select" or len(node.args) != 3 or node.keywords:
       self.fail(node, "expected rasp.Select(keys, queries, rasp.Comparison.X)")
     keys, queries, cmp = node.args
     if not (isinstance(cmp, ast.Attribute) and cmp.attr in registry.COMPARISONS
@@ -111,7 +112,7 @@ class _Parser:
 
   def sop(self, node: ast.AST, out: str, encoding: str | None = None) -> ir.Line:
     name = self._call_name(node)
-    if name in _ENCODING_WRAPPERS:
+    if name in _ENCODING_WRAPPERS and isinstance(node, ast.Call):  # a name implies a Call
       if len(node.args) != 1 or node.keywords or encoding is not None:
         self.fail(node, f"rasp.{name} takes one SOp")
       return self.sop(node.args[0], out, name)

@@ -100,8 +100,8 @@ def apply(fn, columns: list[Values], encoding: str) -> Values:
       if encoding == "numerical":
         raise EvaluationError("a numerical function returned a value that is not a number")
       labels = tuple(sorted(set(results), key=lambda v: (type(v).__name__, v)))
-      codes = {value_key(v): i for i, v in enumerate(labels)}
-      out[valid] = np.array([codes[value_key(r)] for r in results], dtype=float)[inverse.reshape(-1)]
+      label_codes = {value_key(v): i for i, v in enumerate(labels)}
+      out[valid] = np.array([label_codes[value_key(r)] for r in results], dtype=float)[inverse.reshape(-1)]
       return Values(out.reshape(shape), registry.INT, labels)
     kind = _kind_of(results, encoding)
     out[valid] = np.asarray(results, dtype=float)[inverse.reshape(-1)]
