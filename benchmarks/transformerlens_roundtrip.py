@@ -46,7 +46,7 @@ def _settings_json(model) -> dict:
 
 def one(name: str, model, folder: str) -> dict:
   sd = demo_state_dict(model)
-  rec = {"program": name}
+  rec: dict = {"program": name}
   in_memory = tl.from_transformerlens(sd, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
   path = f"{folder}/{name}.safetensors"
   save_file({k: v.numpy() for k, v in sd.items()}, path)

@@ -210,13 +210,13 @@ def _plan(layout: str, shapes: Mapping[str, tuple], n_heads: int | None, where: 
   n = shapes[pos][0]
   if not (0 < d <= limits.MAX_RESIDUAL and 3 <= v <= limits.MAX_VOCAB + 2 and 2 <= n <= limits.MAX_SEQ_LEN + 1):
     raise bad(f"embedding sizes out of range (vocab rows {v}, positions {n}, d_model {d})")
-  name = (lambda l, s: f"blocks.{l}.{s}") if layout == "legacy" else (lambda l, s: f"layers.{l}.{s}")
+  key = (lambda l, s: f"blocks.{l}.{s}") if layout == "legacy" else (lambda l, s: f"layers.{l}.{s}")
   if layout == "legacy":
-    q = shapes.get(name(0, "attn.W_Q"))
+    q = shapes.get(key(0, "attn.W_Q"))
     if q is None or len(q) != 3:
       raise bad("blocks.0.attn.W_Q must be [n_heads, d_model, d_head]")
     h, k = q[0], q[2]
-    w_in = shapes.get(name(0, "mlp.W_in"))
+    w_in = shapes.get(key(0, "mlp.W_in"))
     if w_in is None or len(w_in) != 2:
       raise bad("blocks.0.mlp.W_in must be [d_model, d_mlp]")
     m = w_in[1]
@@ -224,7 +224,7 @@ def _plan(layout: str, shapes: Mapping[str, tuple], n_heads: int | None, where: 
               "attn.b_Q": (h, k), "attn.b_K": (h, k), "attn.b_V": (h, k), "attn.b_O": (d,),
               "mlp.W_in": (d, m), "mlp.b_in": (m,), "mlp.W_out": (m, d), "mlp.b_out": (d,)}
   else:
-    qw = shapes.get(name(0, "attn.q.weight"))
+    qw = shapes.get(key(0, "attn.q.weight"))
     if qw is None or len(qw) != 2:
       raise bad("layers.0.attn.q.weight must be [n_heads * d_head, d_model]")
     if n_heads is None:
@@ -233,7 +233,7 @@ def _plan(layout: str, shapes: Mapping[str, tuple], n_heads: int | None, where: 
     if n_heads < 1 or qw[0] % n_heads:
       raise bad(f"q.weight has {qw[0]} rows, not a multiple of n_heads {n_heads}")
     h, k = n_heads, qw[0] // n_heads
-    fc = shapes.get(name(0, "mlp.fc_in.weight"))
+    fc = shapes.get(key(0, "mlp.fc_in.weight"))
     if fc is None or len(fc) != 2:
       raise bad("layers.0.mlp.fc_in.weight must be [d_mlp, d_model]")
     m = fc[0]
@@ -244,19 +244,19 @@ def _plan(layout: str, shapes: Mapping[str, tuple], n_heads: int | None, where: 
     raise bad(f"sizes out of range (n_heads {h}, d_head {k}, d_mlp {m})")
   for layer in range(len(layers)):
     for suffix, shape in expect.items():
-      got = shapes.get(name(layer, suffix))
+      got = shapes.get(key(layer, suffix))
       required = not re.search(r"(\.b_|\.bias$)", suffix)  # tracr's biases are zero; absent ones are zeros
       if got is None:
         if required:
-          raise bad(f"missing {name(layer, suffix)}")
+          raise bad(f"missing {key(layer, suffix)}")
         continue
       if tuple(got) != shape:
-        raise bad(f"{name(layer, suffix)} has shape {tuple(got)}, expected {shape}")
+        raise bad(f"{key(layer, suffix)} has shape {tuple(got)}, expected {shape}")
   total = 4 * (v * d + n * d + len(layers) * (4 * d * h * k + 2 * d * m + 3 * h * k + m + 2 * d))
   if total > limits.MAX_MODEL_BYTES:
     raise bad(f"a model of these sizes exceeds {limits.MAX_MODEL_BYTES >> 20} MiB")
   return {"layers": len(layers), "heads": h, "key_size": k, "d_model": d, "vocab_rows": v, "positions": n,
-          "d_mlp": m, "name": name}
+          "d_mlp": m, "name": key}
 
 
 def _convert(layout: str, tensors: Mapping[str, np.ndarray], plan: dict) -> dict[str, dict[str, np.ndarray]]:

@@ -151,7 +151,8 @@ def _columns(program: ir.Program, graph, at: dict[str, int]) -> tuple[list[tuple
     else:
       keys[name] = (10 ** 6, 0)  # not found in the weights
   order = sorted(set(keys.values()))
-  place, rows = {}, {}
+  place: dict[str, tuple[int, int]] = {}
+  rows: dict[int, int] = {}
   for name, key in keys.items():
     c = order.index(key)
     place[name] = (c, rows.get(c, 0))

@@ -86,7 +86,7 @@ def build(summary: dict, title: str = "Evaluation report") -> str:
     for op in c.get("ops", []):
       by_op[op].append(c)
     by_settings[c.get("settings", "as generated")].append(c)
-  by_sops = dict(sorted(by_sops.items(), key=lambda kv: (len(kv[0]), kv[0])))
+  sops_order = dict(sorted(by_sops.items(), key=lambda kv: (len(kv[0]), kv[0])))
   worst = sorted(cases, key=lambda c: (c["verified"].get("functional", 0), c["verified"].get("exact", 0),
                                        np.nan_to_num(c["verified"].get("line_accuracy", 0), nan=0)))
   worst = [c for c in worst if not c["verified"].get("functional", 0) or not c["verified"].get("exact", 0)][:WORST]
@@ -96,7 +96,7 @@ def build(summary: dict, title: str = "Evaluation report") -> str:
           f"{esc(summary.get('beam', '?'))} + verification. Functional {_rate(cases, 'functional'):.1%}, "
           f"exact {_rate(cases, 'exact'):.1%}.</p>",
           "<h2>By number of SOps, op kind and settings</h2>",
-          _bars(by_sops, "by number of SOps", "SOps (programs)"),
+          _bars(sops_order, "by number of SOps", "SOps (programs)"),
           _bars(dict(sorted(by_op.items())), "by op kind (programs containing it)", "op (programs)") if by_op else "",
           _bars(by_settings, "by compile settings", "settings (programs)"), _statuses(cases),
           f"<h2>Worst cases ({len(worst)})</h2>"]
