@@ -41,7 +41,8 @@ def _resolve(node: ast.ImportFrom | ast.Import, known: set[str]) -> list[str]:
 
 def _imports(tree: ast.Module, module: str, known: set[str]) -> tuple[set[str], set[str]]:
   """(module-level imports, imports inside functions), TYPE_CHECKING blocks excluded."""
-  top, local = set(), set()
+  top: set[str] = set()
+  local: set[str] = set()
 
   def visit(node: ast.AST, in_function: bool) -> None:
     for child in ast.iter_child_nodes(node):

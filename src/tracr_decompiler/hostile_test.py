@@ -29,8 +29,9 @@ from tracr_decompiler.program import source
 SOURCE = source.to_source(test_cases.PROGRAMS["frac_prevs"])
 
 
-def _cli(capsys, *args) -> tuple[int, str]:
+def _cli(capsys, *args) -> tuple[int | str | None, str]:
   """Runs the CLI in-process; argparse rejections (SystemExit) count as their exit status."""
+  code: int | str | None  # SystemExit's code may be any of these
   try:
     code = cli.main([str(a) for a in args])
   except SystemExit as e:

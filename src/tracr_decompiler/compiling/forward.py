@@ -78,7 +78,7 @@ def run_arrays(model: CompiledModel, batches: dict[int, np.ndarray]) -> dict[int
   for n, tokens in batches.items():
     ids = np.concatenate([np.full((len(tokens), 1), bos), rows[np.searchsorted(vocab, tokens)]], axis=1)
     res = residual_stream(model, ids)[:, 1:, model.output_dims]
-    if model.categorical_output:
+    if values is not None:  # a categorical output
       out[n] = np.where(res.max(-1) > 0.5, values[res.argmax(-1)], np.nan)
     else:
       out[n] = res[..., 0].astype(float)

@@ -80,7 +80,7 @@ def _value(x) -> bool:
   return isinstance(x, (int, float)) and math.isfinite(x) and abs(x) < 2 ** 53
 
 
-def _settings(path: str, d) -> CompileSettings:
+def _settings(path: str, d) -> None:
   _check(isinstance(d, dict), f"{path}: metadata 'settings' is not an object")
   _check(set(d) <= _SETTING_KEYS and {"vocab", "max_seq_len"} <= set(d),
          f"{path}: metadata 'settings' has keys {sorted(map(str, d))[:8]}, expected {sorted(_SETTING_KEYS)}")
@@ -109,7 +109,7 @@ def _compile_settings(path: str, d: dict) -> CompileSettings:
 def _expected_shapes(meta: dict, d: int, hidden: dict[int, int]) -> dict[str, tuple[int, ...]]:
   """Every tensor's shape, from the metadata (d = residual width, hidden = MLP width per layer)."""
   hk = meta["num_heads"] * meta["key_size"]
-  shapes = {"token_embed/embeddings": (len(meta["input_encoding"]), d),
+  shapes: dict[str, tuple[int, ...]] = {"token_embed/embeddings": (len(meta["input_encoding"]), d),
             "pos_embed/embeddings": (meta["settings"]["max_seq_len"] + 1, d)}
   for layer in range(meta["num_layers"]):
     p = f"transformer/layer_{layer}"
@@ -125,7 +125,8 @@ def _expected_shapes(meta: dict, d: int, hidden: dict[int, int]) -> dict[str, tu
 def _metadata(path: str, metadata: dict) -> tuple[dict, dict]:
   """Checks the metadata document; returns (meta, input encoding)."""
   text = metadata.get(META_KEY)
-  _check(text is not None, f"{path} is not a tracr-decompiler model file (no '{META_KEY}' metadata)")
+  if text is None:
+    raise ModelFileError(f"{path} is not a tracr-decompiler model file (no '{META_KEY}' metadata)")
   _check(len(text) <= limits.MAX_METADATA_BYTES, f"{path}: metadata is larger than {limits.MAX_METADATA_BYTES} bytes")
   try:
     meta = json.loads(text)
@@ -193,7 +194,8 @@ def load_model(path: str) -> CompiledModel:
     hidden = {}
     for layer in range(meta["num_layers"]):
       entry = header.get(f"transformer/layer_{layer}/mlp/linear_1/w")
-      _check(entry is not None and len(entry["shape"]) == 2, f"{path}: transformer/layer_{layer}/mlp/linear_1/w missing")
+      if entry is None or len(entry["shape"]) != 2:
+        raise ModelFileError(f"{path}: transformer/layer_{layer}/mlp/linear_1/w missing")
       hidden[layer] = entry["shape"][1]
       _check(hidden[layer] <= limits.MAX_MLP_HIDDEN, f"{path}: MLP width {hidden[layer]} exceeds {limits.MAX_MLP_HIDDEN}")
     shapes = _expected_shapes(meta, d, hidden)

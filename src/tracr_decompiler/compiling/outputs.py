@@ -58,6 +58,7 @@ class Comparison:
       return self.reason
     if self.equal:
       return f"same outputs at all {self.positions} positions"
+    assert self.first is not None, "a comparison that differs without a reason records its first mismatch"
     inp, pos, want, got = self.first
     return (f"{self.mismatches} of {self.positions} output positions differ; first: input {list(inp)} "
             f"position {pos}: model {want!r}, program {got!r}")

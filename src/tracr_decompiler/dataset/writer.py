@@ -85,7 +85,8 @@ def write_table(table: pa.Table, path: pathlib.Path) -> None:
 def generate_shard(cfg: DatasetConfig, shard: int) -> int:
   """Draws one shard's programs and writes it; returns the number of programs."""
   rng = np.random.default_rng([cfg.seed, shard])
-  block, seen, records = heldout.blocklist(), set(), []
+  block, records = heldout.blocklist(), []
+  seen: set[str] = set()  # sources drawn in this shard
   for _ in range(cfg.shard_count(shard)):
     sample = sampler.sample_program(cfg.generation, rng, block | frozenset(seen))
     row = rows.to_row(sample.program, sample.model, (cfg.val_percent, cfg.test_percent))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+from typing import Any
 
 from tracr.compiler import lib
 from tracr.rasp import rasp
@@ -67,7 +68,7 @@ def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: in
   inputs = inputs_lib.input_set(SETTINGS.vocab, SETTINGS.max_seq_len).inputs
   results = []
   for name, expr in lib_programs().items():
-    rec = {"program": name}
+    rec: dict[str, Any] = {"program": name}  # a JSON record: strings, numbers and booleans
     try:
       model = compiler.tracr_compile(expr, SETTINGS)
     except compiler.CompileError as e:

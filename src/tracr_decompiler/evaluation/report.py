@@ -10,6 +10,7 @@ import collections
 import json
 import pathlib
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,10 +115,10 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
 
 def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> dict:
   decoders = ("nar", "ar", "verified")
-  overall = {d: {m: _mean([r[d][m] for r in records]) for m in METRICS} for d in decoders}
+  overall: dict[str, dict[str, Any]] = {d: {m: _mean([r[d][m] for r in records]) for m in METRICS} for d in decoders}
   overall["verified"]["verified"] = _mean([r["verified"]["verified"] for r in records])
   overall["verified"]["statuses"] = dict(collections.Counter(r["check"] for r in records))
-  by_sops = collections.defaultdict(dict)
+  by_sops: dict[int, dict[str, float]] = collections.defaultdict(dict)
   for n in sorted({r["n_sops"] for r in records}):
     sub = [r for r in records if r["n_sops"] == n]
     by_sops[n] = {"count": len(sub), **{f"{d}_{m}": _mean([r[d][m] for r in sub])

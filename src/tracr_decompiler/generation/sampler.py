@@ -65,6 +65,12 @@ class _Builder:
     pool = fresh if fresh and self.rng.random() < prefer else candidates
     return pool[self.rng.integers(len(pool))]
 
+  def pick_from(self, candidates: list[_Var]) -> _Var:
+    """`pick` from a list that is never empty (both inputs are categorical SOps)."""
+    var = self.pick(candidates)
+    assert var is not None, "picked from an empty list"
+    return var
+
   @property
   def unused(self) -> list[str]:
     return [v.name for v in self.vars[2:] if v.name not in self.consumed]
@@ -102,8 +108,8 @@ class _Builder:
     env = {v.name: v for v in self.vars}
     if line.op == "map":  # write the first of any registry functions that agree on these values
       x = env[line.args[0]]
-      seen = np.unique(np.concatenate([v.data.ravel() for v in x.values.values()]))
-      seen = [evaluate.py_value(v, self.kind(x)) for v in seen[~np.isnan(seen)]]
+      codes = np.unique(np.concatenate([v.data.ravel() for v in x.values.values()]))
+      seen = [evaluate.py_value(v, self.kind(x)) for v in codes[~np.isnan(codes)]]
       line = dataclasses.replace(line, fn=registry.canonical_alias(line.fn, seen, self.kind(x)))
     try:
       values = {n: evaluate.eval_line(line, {a: env[a].values[n] for a in line.args})
@@ -151,7 +157,7 @@ def _map_fns(b: _Builder, x: _Var) -> list:
 
 
 def _propose_map(b: _Builder, out: str) -> Optional[ir.Line]:
-  x = b.pick(b.vars)
+  x = b.pick_from(b.vars)
   fn = b.choose(_map_fns(b, x))
   enc = "numerical" if b.rng.random() < b.cfg.numerical_map_fraction else "categorical"
   return ir.Line("map", enc, fn.name, (x.name,), out)
@@ -159,10 +165,10 @@ def _propose_map(b: _Builder, out: str) -> Optional[ir.Line]:
 
 def _propose_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
   cat = b.categorical()
-  x = b.pick(cat)
+  x = b.pick_from(cat)
   y = b.pick([v for v in cat if b.kind(v) == b.kind(x)], exclude=(x.name,))
   fns = [f for f in registry.SEQUENCE_MAP_FUNCTIONS if y and b.kind(x) in f.accepts]
-  if not fns:
+  if y is None or not fns:
     return None
   return ir.Line("sequence_map", "categorical", b.choose(fns).name, (x.name, y.name), out)
 
@@ -170,9 +176,9 @@ def _propose_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
 def _propose_linear_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
   num = b.numerical()
   x = b.pick(num)
-  y = x and b.pick(num, exclude=(x.name,))
-  if not y:  # make a numerical SOp first; it can be combined later
-    x = b.pick(b.vars)
+  y = b.pick(num, exclude=(x.name,)) if x is not None else None
+  if x is None or y is None:  # make a numerical SOp first; it can be combined later
+    x = b.pick_from(b.vars)
     return ir.Line("map", "numerical", b.choose(_map_fns(b, x)).name, (x.name,), out)
   w = b.choose(list(registry.LINEAR_WEIGHTS))
   return ir.Line("linear_sequence_map", "numerical", w.name, (x.name, y.name), out)
@@ -181,7 +187,7 @@ def _propose_linear_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
 def _selection(b: _Builder) -> tuple[_Var, _Var, str]:
   """Keys, queries and a comparison for a Select (FALSE selects nothing, so it is never drawn)."""
   cat = b.categorical()
-  keys, queries = b.pick(cat), b.pick(cat)
+  keys, queries = b.pick_from(cat), b.pick_from(cat)
   return keys, queries, b.choose([c for c in registry.COMPARISONS if c != "FALSE"])
 
 
@@ -194,7 +200,7 @@ def _propose_numerical_aggregate(b: _Builder, out: str) -> Optional[ir.Line]:
   keys, queries, cmp = _selection(b)
   vals = b.pick([v for v in b.numerical() if b.binary(v)])
   if vals is None:  # make a 0/1 SOp first; it can be aggregated later
-    x = b.pick(b.categorical())
+    x = b.pick_from(b.categorical())
     preds = [f for f in registry.MAP_FUNCTIONS if b.kind(x) in f.accepts and f.threshold]
     if not preds:
       return None
@@ -204,7 +210,7 @@ def _propose_numerical_aggregate(b: _Builder, out: str) -> Optional[ir.Line]:
 
 def _propose_categorical_aggregate(b: _Builder, out: str) -> Optional[ir.Line]:
   keys, queries, cmp = _selection(b)
-  vals = b.pick(b.categorical())
+  vals = b.pick_from(b.categorical())
   if b.rng.random() < 0.5:
     # Most random selectors pick several values, which tracr cannot aggregate
     # categorically; selecting by equality with indices (or with the values

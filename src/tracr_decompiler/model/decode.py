@@ -54,7 +54,9 @@ def _k_best(options, k: int) -> list[tuple[float, ir.Program]]:
   """Best-first search over per-node option lists (each sorted best first)."""
   start = tuple(0 for _ in options)
   score = lambda idx: sum(options[n][j][0] for n, j in enumerate(idx))
-  heap, seen, out, texts = [(-score(start), start)], {start}, [], set()
+  heap, seen = [(-score(start), start)], {start}
+  out: list[tuple[float, ir.Program]] = []
+  texts: set[str] = set()  # printed lines of the programs in `out` (two index tuples can give one program)
   while heap and len(out) < k and len(seen) < 50 * k + 100:
     neg, idx = heapq.heappop(heap)
     chosen = [options[n][j] for n, j in enumerate(idx)]
@@ -84,6 +86,7 @@ def _allowed(position: int, node: int, op: int | None) -> list[int]:
     return [programs.AR_INDEX[f"op:{o}"] for o in programs.OPS]
   if field == 1:
     return [programs.AR_INDEX[f"enc:{e}"] for e in programs.ENCODINGS]
+  assert op is not None, "the line's op token comes first"
   if field == 2:
     return [programs.AR_INDEX[f"fn:{programs.FNS[f]}"] for f in _FN_IDS[programs.OPS[op]]]
   if field - 3 >= ops.SPECS[programs.OPS[op]].arity:
@@ -95,7 +98,7 @@ def _allowed(position: int, node: int, op: int | None) -> list[int]:
 def ar_beam(model, memory, mask, s: int, beam: int = 1) -> list[tuple[float, ir.Program]]:
   """Grammar-constrained beam search; one line per op node (nodes 2..s-1)."""
   length = programs.TOKENS_PER_LINE * (s - 2)
-  beams = [(0.0, [programs.BOS], None)]  # (logp, tokens, current op)
+  beams: list[tuple[float, list[int], int | None]] = [(0.0, [programs.BOS], None)]  # (logp, tokens, current op)
   for pos in range(length):
     tokens = torch.tensor([b[1] for b in beams])
     logits = model.ar_logits(memory.expand(len(beams), -1, -1), mask.expand(len(beams), -1), tokens)

@@ -18,7 +18,9 @@ Decoding:
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -168,5 +170,5 @@ class Decompiler(nn.Module):
       logits = self.ar_logits(memory, mask, batch["ar_in"])
       out["ar_loss"] = F.cross_entropy(logits.flatten(0, 1).float(), batch["ar_out"].flatten(),
                                        ignore_index=programs.PAD)
-    out["loss"] = sum(v for k, v in out.items())
+    out["loss"] = functools.reduce(operator.add, out.values())  # a tensor: mode names at least one loss
     return out

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import multiprocessing as mp
 import pathlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,14 +94,14 @@ def save_examples(examples: list[Example], path: pathlib.Path) -> None:
   arrays["n_sops"] = np.array([e.n_sops for e in examples], np.int64)
   arrays["row_index"] = np.array([e.row_index for e in examples], np.int64)
   tmp = path.with_name(path.name + ".tmp.npz")
-  np.savez(tmp, **arrays)
+  np.savez(tmp, allow_pickle=False, **arrays)  # numbers only; load_examples reads without pickle too
   tmp.replace(path)
 
 
 def load_examples(path: pathlib.Path) -> list[Example]:
   data = np.load(path, allow_pickle=False)
   sizes = data["sizes"]
-  out = [dict() for _ in sizes]
+  out: list[dict[str, Any]] = [{} for _ in sizes]  # per example: field -> array
   for f in _FIELDS:
     offsets = np.concatenate([[0], np.cumsum(data[f + "_len"])])
     flat_arr = data[f]

@@ -139,7 +139,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
 
   resumable = checkpoint.find_resumable(out)  # last/, else prev/ if last/ is damaged
   resume_from, state = resumable if resumable else (None, None)
-  if state is not None:  # resume: the saved configs win, so the run stays one run
+  if resume_from is not None and state is not None:  # resume: the saved configs win, so the run stays one run
     try:
       model_cfg = ModelConfig.from_json(state["model_config"])
     except (ValueError, TypeError) as e:
@@ -158,7 +158,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
   model = Decompiler(model_cfg).to(device)
   opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
   step = 0
-  if state is not None:
+  if resume_from is not None and state is not None:  # both or neither
     checkpoint.load_weights(model, resume_from)
     checkpoint.load_optimizer(opt, resume_from)
     step = state["step"]
