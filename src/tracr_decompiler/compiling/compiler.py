@@ -17,6 +17,7 @@ from tracr.compiler import (basis_inference, craft_graph_to_model, expr_to_craft
 from tracr.craft import bases, transformers, vectorspace_fns
 from tracr.rasp import rasp
 
+from tracr_decompiler.compiling import layout
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, to_rasp as to_rasp_lib
 
@@ -153,8 +154,7 @@ def _assemble(craft: transformers.SeriesWithResiduals, tokens_space, indices_spa
 
   # Which module each craft block goes to: attention and MLP alternate per layer.
   module_names, heads_per_block, mlps = [], [], []
-  candidates = iter([f"transformer/layer_{i}/{k}" for i in range(2 * len(craft.blocks) + 2)
-                     for k in ("attn", "mlp")])
+  candidates = iter([sub(i) for i in range(2 * len(craft.blocks) + 2) for sub in (layout.attn, layout.mlp)])
   for block in craft.blocks:
     kind = "mlp" if isinstance(block, transformers.MLP) else "attn"
     name = next(candidates)
@@ -165,7 +165,7 @@ def _assemble(craft: transformers.SeriesWithResiduals, tokens_space, indices_spa
       mlps.append(block)
     else:
       heads_per_block.append(list(block.as_multi().heads()))
-  num_layers = int(module_names[-1].split("_")[1].split("/")[0]) + 1 if module_names else 1
+  num_layers = (layout.layer_of(module_names[-1]) or 0) + 1 if module_names else 1
   all_heads = sum(heads_per_block, [])
   num_heads = max((len(h) for h in heads_per_block), default=1)
   key_size = max((max(h.w_qk.matrix.shape) for h in all_heads), default=1)
@@ -174,14 +174,13 @@ def _assemble(craft: transformers.SeriesWithResiduals, tokens_space, indices_spa
   f32 = lambda x: np.asarray(x, dtype=np.float32)
   params: dict[str, dict[str, np.ndarray]] = {}
   for layer in range(num_layers):
-    p = f"transformer/layer_{layer}"
     for name in ("query", "key", "value"):
-      params[f"{p}/attn/{name}"] = {"w": np.zeros((d, num_heads * key_size), np.float32),
-                                    "b": np.zeros(num_heads * key_size, np.float32)}
-    params[f"{p}/attn/linear"] = {"w": np.zeros((num_heads * key_size, d), np.float32),
-                                  "b": np.zeros(d, np.float32)}
-    params[f"{p}/mlp/linear_1"] = {"w": np.zeros((d, hidden), np.float32), "b": np.zeros(hidden, np.float32)}
-    params[f"{p}/mlp/linear_2"] = {"w": np.zeros((hidden, d), np.float32), "b": np.zeros(d, np.float32)}
+      params[layout.attn(layer, name)] = {"w": np.zeros((d, num_heads * key_size), np.float32),
+                                          "b": np.zeros(num_heads * key_size, np.float32)}
+    params[layout.attn(layer, "linear")] = {"w": np.zeros((num_heads * key_size, d), np.float32),
+                                            "b": np.zeros(d, np.float32)}
+    params[layout.mlp(layer, "linear_1")] = {"w": np.zeros((d, hidden), np.float32), "b": np.zeros(hidden, np.float32)}
+    params[layout.mlp(layer, "linear_2")] = {"w": np.zeros((hidden, d), np.float32), "b": np.zeros(d, np.float32)}
 
   # Embeddings: tokens (+ the constant `one` direction) and positions (row 0 is BOS).
   tokens_to_res = vectorspace_fns.project(tokens_space, residual)
@@ -190,9 +189,9 @@ def _assemble(craft: transformers.SeriesWithResiduals, tokens_space, indices_spa
     one_to_res = vectorspace_fns.Linear.from_action(
         tokens_space, residual, lambda x: residual.vector_from_basis_direction(one_dir))
     tokens_to_res = vectorspace_fns.Linear.combine_in_parallel([tokens_to_res, one_to_res])
-  params["token_embed"] = {"embeddings": f32(tokens_to_res.matrix)}
+  params[layout.TOKEN_EMBED] = {layout.EMBEDDINGS: f32(tokens_to_res.matrix)}
   pos = np.concatenate([np.zeros((1, d)), _project(indices_space, residual)], axis=0)
-  params["pos_embed"] = {"embeddings": f32(pos)}
+  params[layout.POS_EMBED] = {layout.EMBEDDINGS: f32(pos)}
 
   project = lambda space: _project(residual, space)
   for module_name, block in zip(module_names, craft.blocks):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.program import evaluate
 
@@ -18,11 +19,11 @@ def residual_stream(model: CompiledModel, tokens: np.ndarray) -> np.ndarray:
   """Final residual stream [N, T, D] for token ids [N, T] (BOS included at position 0)."""
   p = model.params
   n, t = tokens.shape
-  x = p["token_embed"]["embeddings"][tokens] + p["pos_embed"]["embeddings"][np.arange(t)][None]
+  x = p[layout.TOKEN_EMBED][layout.EMBEDDINGS][tokens] + p[layout.POS_EMBED][layout.EMBEDDINGS][np.arange(t)][None]
   x = x.astype(np.float32)
   h, k = model.num_heads, model.key_size
   for layer in range(model.num_layers):
-    a = f"transformer/layer_{layer}/attn"
+    a = layout.attn(layer)
     q = (x @ p[f"{a}/query"]["w"] + p[f"{a}/query"]["b"]).reshape(n, t, h, k)
     kk = (x @ p[f"{a}/key"]["w"] + p[f"{a}/key"]["b"]).reshape(n, t, h, k)
     v = (x @ p[f"{a}/value"]["w"] + p[f"{a}/value"]["b"]).reshape(n, t, h, k)
@@ -34,7 +35,7 @@ def residual_stream(model: CompiledModel, tokens: np.ndarray) -> np.ndarray:
     weights /= weights.sum(-1, keepdims=True)
     attn = np.einsum("nhqk,nkhd->nqhd", weights, v).reshape(n, t, h * k)
     x = x + attn @ p[f"{a}/linear"]["w"] + p[f"{a}/linear"]["b"]
-    m = f"transformer/layer_{layer}/mlp"
+    m = layout.mlp(layer)
     hidden = np.maximum(x @ p[f"{m}/linear_1"]["w"] + p[f"{m}/linear_1"]["b"], 0)
     x = x + hidden @ p[f"{m}/linear_2"]["w"] + p[f"{m}/linear_2"]["b"]
   return x

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tracr_decompiler import files, limits
+from tracr_decompiler.compiling import layout
 from tracr_decompiler.errors import FileError
 
 if TYPE_CHECKING:  # compiler.py imports tracr (seconds); a bad file is refused before that import
@@ -109,16 +110,15 @@ def _compile_settings(path: str, d: dict) -> CompileSettings:
 def _expected_shapes(meta: dict, d: int, hidden: dict[int, int]) -> dict[str, tuple[int, ...]]:
   """Every tensor's shape, from the metadata (d = residual width, hidden = MLP width per layer)."""
   hk = meta["num_heads"] * meta["key_size"]
-  shapes: dict[str, tuple[int, ...]] = {"token_embed/embeddings": (len(meta["input_encoding"]), d),
-            "pos_embed/embeddings": (meta["settings"]["max_seq_len"] + 1, d)}
+  shapes: dict[str, tuple[int, ...]] = {f"{layout.TOKEN_EMBED}/{layout.EMBEDDINGS}": (len(meta["input_encoding"]), d),
+            f"{layout.POS_EMBED}/{layout.EMBEDDINGS}": (meta["settings"]["max_seq_len"] + 1, d)}
   for layer in range(meta["num_layers"]):
-    p = f"transformer/layer_{layer}"
     for name in ("query", "key", "value"):
-      shapes[f"{p}/attn/{name}/w"], shapes[f"{p}/attn/{name}/b"] = (d, hk), (hk,)
-    shapes[f"{p}/attn/linear/w"], shapes[f"{p}/attn/linear/b"] = (hk, d), (d,)
+      shapes[layout.attn(layer, f"{name}/w")], shapes[layout.attn(layer, f"{name}/b")] = (d, hk), (hk,)
+    shapes[layout.attn(layer, "linear/w")], shapes[layout.attn(layer, "linear/b")] = (hk, d), (d,)
     m = hidden[layer]
-    shapes[f"{p}/mlp/linear_1/w"], shapes[f"{p}/mlp/linear_1/b"] = (d, m), (m,)
-    shapes[f"{p}/mlp/linear_2/w"], shapes[f"{p}/mlp/linear_2/b"] = (m, d), (d,)
+    shapes[layout.mlp(layer, "linear_1/w")], shapes[layout.mlp(layer, "linear_1/b")] = (d, m), (m,)
+    shapes[layout.mlp(layer, "linear_2/w")], shapes[layout.mlp(layer, "linear_2/b")] = (m, d), (d,)
   return shapes
 
 
@@ -193,9 +193,9 @@ def load_model(path: str) -> CompiledModel:
     d = len(meta["residual_labels"])
     hidden = {}
     for layer in range(meta["num_layers"]):
-      entry = header.get(f"transformer/layer_{layer}/mlp/linear_1/w")
+      entry = header.get(layout.mlp(layer, "linear_1/w"))
       if entry is None or len(entry["shape"]) != 2:
-        raise ModelFileError(f"{path}: transformer/layer_{layer}/mlp/linear_1/w missing")
+        raise ModelFileError(f"{path}: {layout.mlp(layer, 'linear_1/w')} missing")
       hidden[layer] = entry["shape"][1]
       _check(hidden[layer] <= limits.MAX_MLP_HIDDEN, f"{path}: MLP width {hidden[layer]} exceeds {limits.MAX_MLP_HIDDEN}")
     shapes = _expected_shapes(meta, d, hidden)

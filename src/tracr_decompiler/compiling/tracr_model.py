@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
 from tracr_decompiler.compiling.model_io import ModelFileError
 
@@ -36,7 +37,7 @@ def from_tracr(model) -> CompiledModel:
     enc = model.input_encoder
     bos, pad = enc.bos_token, enc.pad_token
     encoding = {t: int(i) for t, i in enc.encoding_map.items()}
-    max_seq_len = params["pos_embed"]["embeddings"].shape[0] - 1
+    max_seq_len = params[layout.POS_EMBED][layout.EMBEDDINGS].shape[0] - 1
     labels = [str(x) for x in model.residual_labels]
     num_heads, num_layers, key_size = int(cfg.num_heads), int(cfg.num_layers), int(cfg.key_size)
     causal = bool(getattr(cfg, "causal", False))
@@ -73,8 +74,9 @@ def _read_dims(params, num_layers: int) -> set[int]:
   """Residual dims some layer reads (query, key, value, MLP input)."""
   read: set[int] = set()
   for layer in range(num_layers):
-    for m in ("attn/query", "attn/key", "attn/value", "mlp/linear_1"):
-      w = params.get(f"transformer/layer_{layer}/{m}", {}).get("w")
+    for m in (layout.attn(layer, "query"), layout.attn(layer, "key"), layout.attn(layer, "value"),
+              layout.mlp(layer, "linear_1")):
+      w = params.get(m, {}).get("w")
       if w is not None:
         read |= {int(d) for d in np.flatnonzero(np.abs(w).sum(1))}
   return read
@@ -101,20 +103,3 @@ def locate_output(labels: list[str], params, num_layers: int, kind: str | None,
   if len(candidates) != 1:
     return "", [], kind == "categorical"
   return candidates[0]
-
-
-def as_compiled(model, **reading) -> CompiledModel:
-  """Accepts a CompiledModel, a tracr AssembledTransformerModel, or a TransformerLens model or state dict.
-
-  reading: for TransformerLens inputs only, what the weights do not say
-  (input_encoder, output_encoder, vocab, bos, pad, causal, output_values, ...;
-  see compiling/transformerlens.py).
-  """
-  from tracr_decompiler.compiling import transformerlens
-  if transformerlens.is_transformerlens(model):
-    return transformerlens.from_transformerlens(model, **reading)
-  if reading:
-    raise TypeError(f"{sorted(reading)} apply to TransformerLens models only")
-  if isinstance(model, CompiledModel):
-    return model
-  return from_tracr(model)

@@ -42,7 +42,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from tracr_decompiler import files, limits
-from tracr_decompiler.compiling import model_io
+from tracr_decompiler.compiling import model_io, tracr_model
+from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.compiling.model_io import ModelFileError
 from tracr_decompiler.errors import UsageError
 
@@ -558,8 +559,7 @@ def to_state_dict(model) -> tuple[dict[str, np.ndarray], dict]:
   output block ([d_model, output values]; one column for a numerical output),
   so the HookedTransformer's logits argmax to output-encoder indices.
   """
-  from tracr_decompiler.compiling import tracr_model
-  m = tracr_model.as_compiled(model)
+  m = model if isinstance(model, CompiledModel) else tracr_model.from_tracr(model)
   p, h, k = m.params, m.num_heads, m.key_size
   d = p["token_embed"]["embeddings"].shape[1]
   sd = {"embed.W_E": p["token_embed"]["embeddings"], "pos_embed.W_pos": p["pos_embed"]["embeddings"]}
@@ -588,8 +588,7 @@ def to_state_dict(model) -> tuple[dict[str, np.ndarray], dict]:
 
 def settings_document(model) -> dict:
   """The settings JSON `load` reads back: everything the weights do not say, and the TransformerLens config."""
-  from tracr_decompiler.compiling import tracr_model
-  m = tracr_model.as_compiled(model)
+  m = model if isinstance(model, CompiledModel) else tracr_model.from_tracr(model)
   _, cfg = to_state_dict(m)
   s = m.settings
   return {"format": SETTINGS_FORMAT, "format_version": SETTINGS_VERSION, "vocab": list(s.vocab),

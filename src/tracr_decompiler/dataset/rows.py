@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
 from tracr_decompiler.program import ir, source
 
@@ -28,8 +29,9 @@ def split_of(text: str, val_percent: int = 5, test_percent: int = 5) -> str:
 def _weights(model: CompiledModel) -> list[dict]:
   out = []
   for module, params in sorted(model.params.items()):
-    layer = int(module.split("layer_")[1].split("/")[0]) if "layer_" in module else -1
-    kind = "attn" if "/attn/" in module else "mlp" if "/mlp/" in module else "embed"
+    layer = layout.layer_of(module)
+    layer = -1 if layer is None else layer
+    kind = layout.sublayer_of(module)
     for pname, array in sorted(params.items()):
       a = np.atleast_2d(array) if array.ndim == 1 else array
       rows, cols = np.nonzero(a)

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from tracr_decompiler.compiling import tracr_model
+from tracr_decompiler.compiling import reading as reading_lib
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.errors import TracrDecompilerError
@@ -88,7 +88,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     DecompileError: if the weights are not a Tracr model this decompiler can read.
   """
   start = time.time()
-  compiled = tracr_model.as_compiled(model, **reading)
+  compiled = reading_lib.as_compiled(model, **reading)
   try:
     graph = weights.encode_model(compiled)
   except weights.NotTracrError as e:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.program import evaluate
@@ -38,7 +39,7 @@ def _frame(model: CompiledModel) -> np.ndarray:
     order += n.writes + n.reads.get("scratch", [])
   order = list(dict.fromkeys(order))  # first occurrence of each dim, in order
   seen = set(order)
-  width = model.params["token_embed"]["embeddings"].shape[1]
+  width = model.params[layout.TOKEN_EMBED][layout.EMBEDDINGS].shape[1]
   return np.array(order + [d for d in range(width) if d not in seen])
 
 
@@ -53,14 +54,15 @@ def _sorted_rows(rows: np.ndarray) -> np.ndarray:
 def _canonical(model: CompiledModel) -> dict[str, np.ndarray]:
   p, perm = model.params, _frame(model)
   tokens = sorted(model.input_encoding, key=lambda t: (type(t).__name__, t))
-  out = {"token_embed": p["token_embed"]["embeddings"][[model.input_encoding[t] for t in tokens]][:, perm],
-         "pos_embed": p["pos_embed"]["embeddings"][:, perm]}
+  embed = lambda name: p[name][layout.EMBEDDINGS]
+  out = {layout.TOKEN_EMBED: embed(layout.TOKEN_EMBED)[[model.input_encoding[t] for t in tokens]][:, perm],
+         layout.POS_EMBED: embed(layout.POS_EMBED)[:, perm]}
   k = model.key_size
   for layer in range(model.num_layers):
-    a, m = f"transformer/layer_{layer}/attn", f"transformer/layer_{layer}/mlp"
+    a, m = layout.attn(layer), layout.mlp(layer)
     heads = []
     for h in range(model.num_heads):
-      cols = slice(h * k, (h + 1) * k)
+      cols = layout.head_columns(h, k)
       qk = p[f"{a}/query"]["w"][:, cols] @ p[f"{a}/key"]["w"][:, cols].T
       ov = p[f"{a}/value"]["w"][:, cols] @ p[f"{a}/linear"]["w"][cols]
       heads.append(np.concatenate([qk[perm][:, perm].ravel(), ov[perm][:, perm].ravel()]))

@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, tracr_model
+from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, reading, tracr_model
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.decompiling import identity
 from tracr_decompiler.encoding import weights
@@ -91,7 +91,7 @@ class Verifier:
   """Runs the given model once, then checks any number of candidates against it."""
 
   def __init__(self, model, compiled: CompiledModel | None = None, seed: int = 0):
-    self.compiled = compiled if compiled is not None else tracr_model.as_compiled(model)
+    self.compiled = compiled if compiled is not None else reading.as_compiled(model)
     s = self.compiled.settings
     self.inputs = inputs_lib.input_set(s.vocab, s.max_seq_len, seed)
     self.untrusted = ""

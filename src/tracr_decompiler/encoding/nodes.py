@@ -20,6 +20,8 @@ import dataclasses
 
 import numpy as np
 
+from tracr_decompiler.compiling import layout
+
 from tracr_decompiler.errors import TracrDecompilerError
 
 
@@ -49,8 +51,8 @@ def nz_cols(w: np.ndarray) -> list[int]:
 
 def embedding_nodes(params, input_encoding, settings) -> tuple[list[Node], dict]:
   """The tokens and indices nodes, and the special dims {"one", "bos", "pad"}."""
-  tok = np.asarray(params["token_embed"]["embeddings"])
-  pos = np.asarray(params["pos_embed"]["embeddings"])
+  tok = np.asarray(params[layout.TOKEN_EMBED][layout.EMBEDDINGS])
+  pos = np.asarray(params[layout.POS_EMBED][layout.EMBEDDINGS])
   if tok.ndim != 2 or pos.ndim != 2 or tok.shape[1] != pos.shape[1]:
     raise NotTracrError("embeddings have inconsistent shapes")
   ones = [j for j in range(tok.shape[1]) if np.all(tok[:, j] == 1)]
@@ -80,11 +82,11 @@ def embedding_nodes(params, input_encoding, settings) -> tuple[list[Node], dict]
 
 
 def head_nodes(params, layer: int, num_heads: int, key_size: int) -> list[Node]:
-  p = f"transformer/layer_{layer}/attn"
+  p = layout.attn(layer)
   q, k, v, o = (np.asarray(params[f"{p}/{n}"]["w"]) for n in ("query", "key", "value", "linear"))
   heads = []
   for h in range(num_heads):
-    cols = slice(h * key_size, (h + 1) * key_size)
+    cols = layout.head_columns(h, key_size)
     writes = nz_cols(o[cols])
     if writes:
       heads.append(Node("head", layer, writes, head=h, reads={
@@ -135,7 +137,7 @@ def _atoms(w1: np.ndarray, w2: np.ndarray, one: int | None) -> list[list[int]]:
 def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list[int]], special,
               heads: list[Node]) -> tuple[list[Node], list[Node]]:
   """Splits the layer's MLP into op nodes; returns (mlp nodes, selector-width nodes)."""
-  p = f"transformer/layer_{layer}/mlp"
+  p = layout.mlp(layer)
   w1, w2 = np.asarray(params[f"{p}/linear_1"]["w"]), np.asarray(params[f"{p}/linear_2"]["w"])
   one = special["one"]
   atoms = _atoms(w1, w2, one)

@@ -34,6 +34,8 @@ import hashlib
 
 import numpy as np
 
+from tracr_decompiler.compiling import layout
+
 from tracr_decompiler.encoding import nodes as nodes_lib
 from tracr_decompiler.encoding.nodes import Node, NotTracrError
 
@@ -109,10 +111,9 @@ def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.
   """The node's weights in local coordinates (see FEATURE_LAYOUT)."""
   f = {name: np.zeros(shape, np.float32) for name, shape in FEATURE_LAYOUT.items()}
   one = [special["one"]] if special["one"] is not None else []
-  p = f"transformer/layer_{n.layer}"
   if n.units and n.kind == "mlp":
-    w1 = np.asarray(params[f"{p}/mlp/linear_1"]["w"])[:, n.units]  # [D, U]
-    w2 = np.asarray(params[f"{p}/mlp/linear_2"]["w"])[n.units][:, n.writes[:_K]]  # [U, <=K]
+    w1 = np.asarray(params[layout.mlp(n.layer, "linear_1")]["w"])[:, n.units]  # [D, U]
+    w2 = np.asarray(params[layout.mlp(n.layer, "linear_2")]["w"])[n.units][:, n.writes[:_K]]  # [U, <=K]
     ins = n.inputs.get("mlp", [])
     xs, px = _probes(w1, nodes[ins[0]].writes if ins else [], one)
     ys, py = _probes(w1, nodes[ins[1]].writes if len(ins) > 1 else [], one)
@@ -124,9 +125,9 @@ def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.
     f["probe_x"] = _pad(np.arcsinh(px), (_K,))
     f["probe_y"] = _pad(np.arcsinh(py), (_K,))
   if n.head is not None:
-    cols = slice(n.head * key_size, (n.head + 1) * key_size)
-    wq, wk, wv = (np.asarray(params[f"{p}/attn/{m}"]["w"]) for m in ("query", "key", "value"))
-    wo = np.asarray(params[f"{p}/attn/linear"]["w"])[cols]
+    cols = layout.head_columns(n.head, key_size)
+    wq, wk, wv = (np.asarray(params[layout.attn(n.layer, m)]["w"]) for m in ("query", "key", "value"))
+    wo = np.asarray(params[layout.attn(n.layer, "linear")]["w"])[cols]
     qk = wq[:, cols] @ wk[:, cols].T  # [D, D] bilinear form query-dim x key-dim
     ov = wv[:, cols] @ wo  # [D, D] value-dim -> output-dim
     q_in, k_in, v_in = (n.inputs.get(r, []) for r in ("query", "key", "value"))
@@ -185,10 +186,10 @@ def _ordered_nodes(params, input_encoding, settings, num_layers, num_heads, key_
   known when it is ordered; nothing depends on SOp names.
   """
   try:
-    layers = sorted({int(k.split("layer_")[1].split("/")[0]) for k in params if "layer_" in k})
+    layers = layout.layers_in(params)
     if layers != list(range(num_layers)):
       raise NotTracrError("layers are not numbered 0..n-1")
-    if np.asarray(params["transformer/layer_0/attn/query"]["w"]).shape[1] != num_heads * key_size:
+    if np.asarray(params[layout.attn(0, "query")]["w"]).shape[1] != num_heads * key_size:
       raise NotTracrError("attention shapes do not match num_heads * key_size")
     embeddings, special = nodes_lib.embedding_nodes(params, input_encoding, settings)
     ordered, feats, writer = [], [], {}

@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from tracr_decompiler import files
-from tracr_decompiler.compiling import forward, tracr_model
+from tracr_decompiler.compiling import forward, reading
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.encoding import nodes as nodes_lib, weights
 from tracr_decompiler.program import evaluate, ir, source
@@ -234,7 +234,7 @@ def _verification(result, compiled: CompiledModel) -> str:
 
 def build(result, model, title: str = "Decompilation report") -> str:
   """The report page for a DecompileResult of `model` (anything decompile() accepts, or a CompiledModel)."""
-  compiled = model if isinstance(model, CompiledModel) else tracr_model.as_compiled(model)
+  compiled = model if isinstance(model, CompiledModel) else reading.as_compiled(model)
   graph = weights.encode_model(compiled)
   _, special = nodes_lib.embedding_nodes(compiled.params, compiled.input_encoding, compiled.settings)
   program = result.program
