@@ -41,7 +41,7 @@ def _set_line(logits: dict, i: int, op: str, enc: str, fn: str, args: tuple[int,
     logits["args"][0, i, a, j] += margin
 
 
-def _score(logits: dict, i: int, op: str, enc: str, fn: str, args: tuple[int, ...], s: int) -> float:
+def _score(logits: dict, i: int, op: str, enc: str, fn: str, args: tuple[int, ...], *, s: int) -> float:
   """Log-probability of one node's line under the factorised NAR distribution (pointers over s nodes)."""
   lp = lambda k, c: float(torch.log_softmax(logits[k][0, i], -1)[c])
   total = lp("op", OPS.index(op)) + lp("enc", ENCS.index(enc)) + lp("fn", FNS.index(fn))
@@ -49,7 +49,7 @@ def _score(logits: dict, i: int, op: str, enc: str, fn: str, args: tuple[int, ..
 
 
 # A two-line program: n2 = Map(mod2, tokens); n3 = SequenceMap(add, n2, indices).
-_LINES = [(2, "map", "categorical", "mod2", (0,)), (3, "sequence_map", "categorical", "add", (2, 1))]
+_LINES: list[tuple[int, str, str, str, tuple[int, ...]]] = [(2, "map", "categorical", "mod2", (0,)), (3, "sequence_map", "categorical", "add", (2, 1))]
 _PROGRAM = ir.canonicalize(ir.make_program([
     L("map", "categorical", "mod2", ("tokens",), "a"),
     L("sequence_map", "categorical", "add", ("a", "indices"), "b")]))
@@ -57,8 +57,8 @@ _PROGRAM = ir.canonicalize(ir.make_program([
 
 def _clear_logits(seed: int = 0) -> dict:
   logits = _nar_logits(4, seed)
-  for i, *line in _LINES:
-    _set_line(logits, i, *line)
+  for i, op, enc, fn, args in _LINES:
+    _set_line(logits, i, op, enc, fn, args)
   return logits
 
 
@@ -66,7 +66,7 @@ def test_nar_top1_is_the_favourite_with_its_log_probability():
   logits = _clear_logits()
   [(score, program)] = decode.nar_candidates(logits, 4, k=1)
   assert program == _PROGRAM
-  assert score == pytest.approx(sum(_score(logits, i, *line, s=4) for i, *line in _LINES), abs=1e-4)
+  assert score == pytest.approx(sum(_score(logits, *line, s=4) for line in _LINES), abs=1e-4)
 
 
 @pytest.mark.parametrize("seed", range(6))
