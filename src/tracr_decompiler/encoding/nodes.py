@@ -143,11 +143,11 @@ def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list
   atoms = _atoms(w1, w2, one)
   head_dims = {d: h for h in heads for d in h.writes}
 
-  def signature(atom):
+  def signature(atom: list[int]) -> tuple[tuple[int, ...], bool, set[tuple[int, ...]] | None]:
     """(blocks read, reads `one`, cover items) of an atom; items None if not a table."""
     reads = [int(d) for d in np.flatnonzero(np.abs(w1[:, atom]).sum(1))]
     blocks_read = tuple(sorted({writer.get(d, -1) for d in reads if d != one}))
-    items = set()
+    items: set[tuple[int, ...]] = set()  # input values (lookup units) or value pairs (pair units)
     for u in atom:
       dims = [int(d) for d in np.flatnonzero(w1[:, u]) if d != one]
       by_block: dict[int, list[int]] = {}
@@ -177,9 +177,10 @@ def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list
         full *= len(blocks[b])
       covered: set = set()
       for j in range(i, len(atoms)):
-        if sigs[j][:2] != (blocks_read, uses_one) or sigs[j][2] is None or sigs[j][2] & covered:
+        more = sigs[j][2]
+        if sigs[j][:2] != (blocks_read, uses_one) or more is None or more & covered:
           break
-        covered |= sigs[j][2]
+        covered |= more
         if len(covered) == full:
           best = j - i + 1
           break
