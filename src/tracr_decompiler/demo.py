@@ -51,7 +51,7 @@ def main(argv=None) -> None:
   expressible = heldout.expressible_lib_programs()
   for name in LIB:
     model = compiler.tracr_compile(programs[name], lib_report.SETTINGS)
-    key = lib_report.EXPRESSIBLE_AS[name]  # every LIB program has a registry-term version
+    key = heldout.LIB_EQUIVALENT[name]  # every LIB program has a registry-term version
     original = (f"# tracr.compiler.lib.{name}, written in our registry's terms:\n"
                 + source.to_source(expressible[key], header=False))
     verified += _show(f"tracr lib: {name}", original, model)

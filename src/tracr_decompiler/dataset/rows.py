@@ -9,7 +9,7 @@ import numpy as np
 
 from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
-from tracr_decompiler.program import ir, source
+from tracr_decompiler.program import ir, source, to_rasp
 
 
 def program_id(text: str) -> str:
@@ -48,7 +48,7 @@ def _label_to_var(label: str) -> str:
 def to_row(program: ir.Program, model: CompiledModel, split_percent=(5, 5)) -> dict:
   """program must be canonical and compiled with the default (line-order) names."""
   text = source.to_source(program)
-  names = {f"v{i:0{len(str(len(program)))}d}": line.out for i, line in enumerate(program.lines, 1)}
+  names = {to_rasp.default_label(i, len(program)): line.out for i, line in enumerate(program.lines, 1)}
   return {
       "id": program_id(text),
       "source": text,

@@ -24,7 +24,7 @@ from tracr_decompiler.encoding import weights
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, source
 from tracr_decompiler.model import decode, pretrained
-from tracr_decompiler.model.batch import graph_batch
+from tracr_decompiler.model.batch import inference_batch
 
 PRETRAINED = pathlib.Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -97,7 +97,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   s = len(graph.nodes)
   if s > decompiler.cfg.max_nodes:
     raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({decompiler.cfg.max_nodes - 2})")
-  batch = graph_batch(graph)
+  batch = inference_batch(compiled.params, graph, decompiler.cfg)
   with torch.no_grad():
     memory, mask = decompiler.encode(batch)
     if mode == "nar":

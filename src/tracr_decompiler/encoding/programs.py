@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracr_decompiler.encoding.weights import WeightGraph
-from tracr_decompiler.program import ir, ops as op_table, registry
+from tracr_decompiler.program import ir, ops as op_table, registry, to_rasp
 
 IGNORE = -100
 MAX_ARGS = 3
@@ -48,8 +48,7 @@ def node_names(graph: WeightGraph, residual_labels: list[str]) -> list[str]:
 
 def targets(graph: WeightGraph, program: ir.Program, residual_labels: list[str]) -> dict[str, np.ndarray]:
   """Per-node targets for `program` compiled with default (line-order) names."""
-  width = len(str(len(program)))
-  label_to_line = {f"v{i:0{width}d}": line for i, line in enumerate(program.lines, 1)}
+  label_to_line = {to_rasp.default_label(i, len(program.lines)): line for i, line in enumerate(program.lines, 1)}
   names = node_names(graph, residual_labels)
   if len(names) != len(program) + 2 or set(names[2:]) != set(label_to_line):
     raise AlignmentError("nodes and lines do not match")
@@ -57,7 +56,7 @@ def targets(graph: WeightGraph, program: ir.Program, residual_labels: list[str])
   line_to_node.update({label_to_line[name].out: i for i, name in enumerate(names) if i >= 2})
   # Order-free arguments follow node order, which the model sees (ir.order_symmetric).
   program = ir.order_symmetric(program, lambda name: line_to_node[name])
-  label_to_line = {f"v{i:0{width}d}": line for i, line in enumerate(program.lines, 1)}
+  label_to_line = {to_rasp.default_label(i, len(program.lines)): line for i, line in enumerate(program.lines, 1)}
   s = len(names)
   op, enc, fn = (np.full(s, IGNORE, np.int64) for _ in range(3))
   args = np.full((s, MAX_ARGS), IGNORE, np.int64)

@@ -50,11 +50,6 @@ def lib_programs() -> dict[str, rasp.SOp]:
   }
 
 
-# lib program -> the same program in our registry's terms (generation/heldout.py), where one exists.
-EXPRESSIBLE_AS = {"make_length": "make_length", "make_hist": "make_hist", "make_reverse": "make_reverse",
-                  "make_sort_unique": "make_sort_unique", "make_frac_prevs": "make_frac_prevs_eq1",
-                  "make_pair_balance": "make_pair_balance_0_1"}
-
 
 def _rasp_outputs(expr: rasp.SOp, inputs) -> list[list] | None:
   try:
@@ -92,7 +87,7 @@ def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: in
     reference = _rasp_outputs(expr, inputs)
     got = metrics.outputs(result.program, inputs)
     rec["functional"] = bool(reference is not None and got is not None and evaluate.same_outputs(reference, got))
-    key = EXPRESSIBLE_AS.get(name)
+    key = heldout.LIB_EQUIVALENT.get(name)
     rec["exact"] = metrics.exact(result.program, expressible[key]) if key else None
     rec["status"] = "ok"
     results.append(rec)

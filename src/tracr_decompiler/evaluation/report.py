@@ -62,7 +62,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
   decompiler = load_decompiler(checkpoint)
   cache = pathlib.Path(out or "reports") / "cache"
   which = None if split == "all" else split
-  examples = data.prepare(data_dir, which or "all", cache, progress=progress)
+  examples = data.prepare(data_dir, which or "all", cache, progress=progress, model_cfg=decompiler.cfg)
   table = reader.read_split(data_dir, which)
   unreadable = len(table) - len(examples)  # weights whose nodes could not be aligned with lines
   seen = set()

@@ -49,6 +49,12 @@ def expressible_lib_programs() -> dict[str, ir.Program]:
   return programs
 
 
+# tracr lib function (as evaluation/lib_report.py calls it) -> its program in expressible_lib_programs().
+LIB_EQUIVALENT = {"make_length": "make_length", "make_hist": "make_hist", "make_reverse": "make_reverse",
+                  "make_sort_unique": "make_sort_unique", "make_frac_prevs": "make_frac_prevs_eq1",
+                  "make_pair_balance": "make_pair_balance_0_1"}
+
+
 def blocklist() -> frozenset[str]:
   """Canonical texts that must never enter a dataset."""
   from tracr_decompiler.program import source

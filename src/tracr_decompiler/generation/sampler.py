@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from tracr_decompiler.compiling import checking, compiler
+from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
 from tracr_decompiler.generation.config import GenerationConfig
 from tracr_decompiler.program import evaluate, ir, ops, registry, to_rasp
 from tracr_decompiler.program.evaluate import EvaluationError, Values
@@ -228,10 +228,10 @@ assert set(PROPOSERS) == set(ops.GENERATOR_KINDS), "every generator kind of the 
 
 
 def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_probe: int = 400):
-  """(probe batches for drawing ops, batches of every input for the final check)."""
-  everything = evaluate.all_inputs(settings.vocab, settings.max_seq_len)
-  if len(everything) > 50_000:
-    everything = evaluate.sample_inputs(settings.vocab, settings.max_seq_len, 5_000, rng)
+  """(probe batches for drawing ops, batches of the checked inputs: compiling/inputs.py's one policy)."""
+  exhaustive = inputs_lib.input_count(len(settings.vocab), settings.max_seq_len) <= inputs_lib.MAX_EXHAUSTIVE
+  seed = 0 if exhaustive else int(rng.integers(2**31))  # not exhaustive: each program gets its own sample
+  everything = inputs_lib.input_set(settings.vocab, settings.max_seq_len, seed).inputs
   short = [s for s in everything if len(s) <= 2]
   probe = short + [everything[i] for i in rng.choice(len(everything), size=min(n_probe, len(everything)), replace=False)]
   return evaluate.length_batches(probe), evaluate.length_batches(everything)

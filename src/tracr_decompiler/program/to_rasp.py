@@ -19,6 +19,11 @@ def _fix_label(expr: rasp.RASPExpr, name: str, uid: int) -> rasp.RASPExpr:
   return expr
 
 
+def default_label(i: int, n_lines: int) -> str:
+  """The label of line i (1-based) of an n-line program: fixed width, so labels sort in line order."""
+  return f"v{i:0{len(str(n_lines))}d}"
+
+
 def to_rasp(program: ir.Program, names: dict[str, str] | None = None) -> rasp.SOp:
   """Builds the tracr expression of `program`; returns the output SOp.
 
@@ -37,6 +42,6 @@ def to_rasp(program: ir.Program, names: dict[str, str] | None = None) -> rasp.SO
 
     expr = ops.SPECS[line.op].build(line, [env[x] for x in line.args], select)
     expr = rasp.numerical(expr) if line.encoding == "numerical" else rasp.categorical(expr)
-    name = names[line.out] if names else f"v{i:0{width}d}"
+    name = names[line.out] if names else default_label(i, len(program.lines))
     env[line.out] = _fix_label(expr, name, i)
   return env[program.output.out]

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 
 from tracr_decompiler.compiling import inputs as inputs_lib
 from tracr_decompiler.dataset import reader, rows
-from tracr_decompiler.encoding import flat, programs, weights
-from tracr_decompiler.model.batch import Batch
+from tracr_decompiler.encoding import programs, weights
+from tracr_decompiler.model.batch import Batch, flat_chunks
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.program import evaluate
 
@@ -48,8 +48,11 @@ class Example:
     return len(self.kinds)
 
 
-def example_from_row(row: dict, index: int) -> Example | None:
-  """None if the graph and the program cannot be aligned (rare; see nodes.py)."""
+def example_from_row(row: dict, index: int, model_cfg: ModelConfig = ModelConfig()) -> Example | None:
+  """None if the graph and the program cannot be aligned (rare; see nodes.py).
+
+  The flat baseline's chunks are built only for a flat-input run (model_cfg.input_mode).
+  """
   model = rows.model_from_row(row)
   try:
     graph = weights.encode_model(model)
@@ -60,8 +63,8 @@ def example_from_row(row: dict, index: int) -> Example | None:
   if len(graph.nodes) > programs.MAX_NODES:
     return None
   idx = np.flatnonzero(graph.features)
-  cfg = ModelConfig()
-  chunks = flat.flatten_params(model.params, cfg.flat_chunk, cfg.flat_max_tokens).ravel()
+  chunks = (flat_chunks(model.params, model_cfg).ravel() if model_cfg.input_mode == "flat"
+            else np.zeros(0, np.float32))
   fidx = np.flatnonzero(chunks)
   return Example(idx.astype(np.int32), graph.features.ravel()[idx].astype(np.float32), graph.kinds, graph.layers,
                  graph.relations.astype(np.uint8), graph.is_output, t["op"], t["enc"], t["fn"], t["args"],
@@ -76,8 +79,8 @@ def _probe_inputs(settings) -> list[tuple]:
 
 
 def _work(args):
-  row, index = args
-  return example_from_row(row, index)
+  row, index, model_cfg = args
+  return example_from_row(row, index, model_cfg)
 
 
 _FIELDS = ("feat_idx", "feat_val", "kinds", "layers", "relations", "is_output", "op", "enc", "fn", "args", "ar",
@@ -116,14 +119,16 @@ def load_examples(path: pathlib.Path) -> list[Example]:
 
 
 def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2,
-            limit: int | None = None, progress: bool = True) -> list[Example]:
-  """Featurised examples of one split, from the cache when it is there."""
+            limit: int | None = None, progress: bool = True,
+            model_cfg: ModelConfig = ModelConfig()) -> list[Example]:
+  """Featurised examples of one split, for the run's input representation, from the cache when it is there."""
   m = reader.manifest(data_dir)
-  cache = cache_dir / f"examples-v{weights.FEATURE_VERSION}-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
+  mode = "graph" if model_cfg.input_mode == "graph" else f"flat{model_cfg.flat_chunk}x{model_cfg.flat_max_tokens}"
+  cache = cache_dir / f"examples-v{weights.FEATURE_VERSION}-{mode}-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
   if cache.exists():
     return load_examples(cache)
   table = reader.read_split(data_dir, None if split == "all" else split, limit=limit)
-  jobs = [(r, i) for i, r in enumerate(table)]
+  jobs = [(r, i, model_cfg) for i, r in enumerate(table)]
   bar = tqdm(total=len(jobs), desc=f"featurise {split}", disable=not progress, unit="prog")
   results = []
   if workers > 1 and len(jobs) > 200:
@@ -142,8 +147,8 @@ def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2
   return examples
 
 
-def collate(examples: list[Example], flat_input: bool = False) -> Batch:
-  """Pads examples into a batch (graph input, NAR and AR targets; the flat baseline's input on request)."""
+def collate(examples: list[Example], model_cfg: ModelConfig = ModelConfig()) -> Batch:
+  """Pads examples into a batch: graph input, NAR and AR targets, and the flat input for a flat run."""
   b, s = len(examples), max(e.size for e in examples)
   r = examples[0].relations.shape[-1]
   feats = np.zeros((b, s, weights.FEATURE_DIM), np.float32)
@@ -168,8 +173,8 @@ def collate(examples: list[Example], flat_input: bool = False) -> Batch:
   t = lambda a: torch.from_numpy(a)
   batch = Batch(features=t(feats), kinds=t(kinds), layers=t(layers), relations=t(rel), is_output=t(is_out),
                 node_mask=t(mask), op=t(op), enc=t(enc), fn=t(fn), args=t(args), ar_in=t(ar_in), ar_out=t(ar_out))
-  if flat_input:
-    chunk = ModelConfig().flat_chunk
+  if model_cfg.input_mode == "flat":
+    chunk = model_cfg.flat_chunk
     tokens = max(int(e.flat_idx.max()) // chunk + 1 if len(e.flat_idx) else 1 for e in examples)
     x = np.zeros((b, tokens * chunk), np.float32)
     fmask = np.zeros((b, tokens), bool)

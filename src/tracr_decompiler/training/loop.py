@@ -84,7 +84,7 @@ def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mo
            "ar_exact": 0, "ar_n": 0}
   for start in range(0, len(examples), 64):
     chunk = examples[start:start + 64]
-    batch = _to(data.collate(chunk, flat_input=model.cfg.input_mode == "flat"), device)
+    batch = _to(data.collate(chunk, model.cfg), device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
       memory, mask = model.encode(batch)
       if mode in ("nar", "both"):
@@ -149,8 +149,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
     (out / "argv.txt").write_text(" ".join(sys.argv) + "\n")
 
   cache = out / "cache"
-  train_ex = data.prepare(cfg.data, "train", cache, limit=cfg.limit, progress=progress and master)
-  val_ex = data.prepare(cfg.data, "val", cache, progress=progress and master)[:cfg.eval_examples]
+  train_ex = data.prepare(cfg.data, "train", cache, limit=cfg.limit, progress=progress and master, model_cfg=model_cfg)
+  val_ex = data.prepare(cfg.data, "val", cache, progress=progress and master, model_cfg=model_cfg)[:cfg.eval_examples]
   if not train_ex:
     raise DatasetError(f"no usable training programs in {cfg.data}")
 
@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
     order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ex))
     idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
     idx = idx[rank::world]  # each rank its slice
-    batch = _to(data.collate([train_ex[i] for i in idx], flat_input=model_cfg.input_mode == "flat"), device)
+    batch = _to(data.collate([train_ex[i] for i in idx], model_cfg), device)
     for g in opt.param_groups:
       g["lr"] = lr_at(cfg, step)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
