@@ -204,6 +204,8 @@ def cmd_decompile(args) -> None:
   print(result.source, end="")
   status = f"verified ({result.status})" if result.verified else f"UNVERIFIED ({result.status})"
   print(f"# {status}: {result.verification} ({result.candidates_tried} candidates, {result.seconds:.2f} s)")
+  for warning in result.warnings:
+    print(f"# warning: {warning} (accuracy there is unmeasured)")
   if result.output_block and not model.residual_labels:  # read from weights alone: say where the output was
     print(f"# output: {result.output_block}")
   if args.report:

@@ -26,6 +26,15 @@ def manifest(path: str | pathlib.Path) -> dict:
   return data
 
 
+def generation_config(path: str | pathlib.Path) -> dict | None:
+  """The generator settings a dataset was drawn with (dataset_config.json), or None if absent."""
+  try:
+    value = json.loads((pathlib.Path(path) / "dataset_config.json").read_text()).get("generation")
+  except (OSError, ValueError, AttributeError):
+    return None
+  return value if isinstance(value, dict) else None
+
+
 def read_split(path: str | pathlib.Path, split: str | None = None, columns=None,
                limit: int | None = None) -> list[dict]:
   """Rows of one split (or all), in shard order."""

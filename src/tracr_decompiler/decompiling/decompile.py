@@ -41,6 +41,7 @@ class DecompileResult:
   mode: str
   check: Check | None = None
   output_block: str = ""  # where the output SOp was found in the weights (TransformerLens inputs: never W_U)
+  warnings: list[str] = dataclasses.field(default_factory=list)  # e.g. a model outside what the decompiler saw
 
   @property
   def status(self) -> str:
@@ -97,6 +98,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   s = len(graph.nodes)
   if s > decompiler.cfg.max_nodes:
     raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({decompiler.cfg.max_nodes - 2})")
+  warnings = outside_training(decompiler.trained_on, compiled, s - 2)
   batch = inference_batch(compiled.params, graph, decompiler.cfg)
   with torch.no_grad():
     memory, mask = decompiler.encode(batch)
@@ -131,7 +133,30 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     text = f"unverified: none of {tried} candidates matched the model ({check.describe()}; best guess shown)"
   return DecompileResult(program=chosen, source=source.to_source(chosen), line_confidence=confidence,
                          verified=verified, verification=text, candidates_tried=tried,
-                         seconds=time.time() - start, mode=mode, check=check, output_block=compiled.output_name)
+                         seconds=time.time() - start, mode=mode, check=check, output_block=compiled.output_name,
+                         warnings=warnings)
+
+
+def outside_training(trained_on: dict | None, model, n_ops: int) -> list[str]:
+  """Ways the model lies outside what the decompiler was trained on (its accuracy there is unmeasured)."""
+  if not trained_on:
+    return []
+  warnings = []
+  if trained_on.get("feature_version") != weights.FEATURE_VERSION:
+    warnings.append(f"the decompiler was trained on features v{trained_on.get('feature_version')}, "
+                    f"this code computes v{weights.FEATURE_VERSION}")
+  gen = trained_on.get("generation") or {}
+  settings = gen.get("settings") or {}
+  s = model.settings
+  if settings.get("vocab") is not None and len(s.vocab) != len(settings["vocab"]):
+    warnings.append(f"vocab of {len(s.vocab)} tokens; trained on {len(settings['vocab'])}")
+  if settings.get("max_seq_len") is not None and s.max_seq_len != settings["max_seq_len"]:
+    warnings.append(f"max_seq_len {s.max_seq_len}; trained on {settings['max_seq_len']}")
+  if settings.get("mlp_exactness") is not None and s.mlp_exactness != settings["mlp_exactness"]:
+    warnings.append(f"mlp_exactness {s.mlp_exactness}; trained on {settings['mlp_exactness']}")
+  if gen.get("max_sops") is not None and not gen.get("min_sops", 1) <= n_ops <= gen["max_sops"]:
+    warnings.append(f"{n_ops} ops; trained on {gen.get('min_sops', 1)}-{gen['max_sops']}")
+  return warnings
 
 
 def _line_confidence(logits, program: ir.Program, s: int) -> list[float]:

@@ -125,6 +125,9 @@ class Decompiler(nn.Module):
   def __init__(self, cfg: ModelConfig):
     super().__init__()
     self.cfg = cfg
+    # What the weights were trained on (config.json "trained_on": feature version and the
+    # generator's settings); decompile() warns when a model lies outside it. None: unknown.
+    self.trained_on: dict | None = None
     self.encoder = GraphEncoder(cfg) if cfg.input_mode == "graph" else FlatEncoder(cfg)
     dec_layer = nn.TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout,
                                            activation=_gelu, batch_first=True, norm_first=True)

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from tracr_decompiler import files
 from tracr_decompiler.dataset import schema
-from tracr_decompiler.encoding import programs
+from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.errors import FileError
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
@@ -38,10 +38,16 @@ def _config_json(model_cfg: ModelConfig) -> dict:
                     "ar": list(programs.AR_VOCAB)}}
 
 
+def trained_on(generation: dict | None) -> dict:
+  """The record of what a decompiler was trained on: the feature version and the generator's settings."""
+  return {"feature_version": weights.FEATURE_VERSION, "generation": generation}
+
+
 def save_pretrained(model: Decompiler, folder: pathlib.Path) -> None:
   folder.mkdir(parents=True, exist_ok=True)
   save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, folder / "model.safetensors")
-  (folder / "config.json").write_text(json.dumps(_config_json(model.cfg), indent=2) + "\n")
+  config = {**_config_json(model.cfg), "trained_on": model.trained_on}
+  (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def file_sha256(path: pathlib.Path) -> str:
@@ -107,5 +113,6 @@ def load_decompiler(folder: str | pathlib.Path) -> Decompiler:
     raise CheckpointError(f"{folder} was trained with another function registry")
   model = Decompiler(model_cfg)
   load_weights(model, folder)
+  model.trained_on = config.get("trained_on") if isinstance(config.get("trained_on"), dict) else None
   model.eval()
   return model

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tracr_decompiler.dataset import reader
 from tracr_decompiler.dataset.reader import DatasetError
 from tracr_decompiler.encoding import programs
-from tracr_decompiler.model import decode
+from tracr_decompiler.model import decode, pretrained
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
 from tracr_decompiler.training import checkpoint, data
@@ -156,6 +157,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
 
   torch.manual_seed(cfg.seed)
   model = Decompiler(model_cfg).to(device)
+  model.trained_on = pretrained.trained_on(reader.generation_config(cfg.data))
   opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
   step = 0
   if resume_from is not None and state is not None:  # both or neither
