@@ -13,10 +13,8 @@ Example usage:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
 import multiprocessing as mp
 import os
 import pathlib
@@ -29,44 +27,8 @@ from tqdm.auto import tqdm
 
 from tracr_decompiler import files
 from tracr_decompiler.dataset import rows, schema
+from tracr_decompiler.dataset.config import DatasetConfig  # its home is config.py; writer.DatasetConfig still works
 from tracr_decompiler.generation import heldout, sampler
-from tracr_decompiler.generation.config import GenerationConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetConfig:
-  n: int = 2000  # programs to draw (duplicates across shards are dropped afterwards)
-  out: str = "data/default"
-  workers: int = 2  # local processes (ignored with `ray_address`)
-  seed: int = 0
-  shard_size: int = 250  # programs per shard: the unit of work, resume and atomic write
-  val_percent: int = 5
-  test_percent: int = 5
-  generation: GenerationConfig = GenerationConfig()
-  ray_address: str | None = None  # e.g. "auto" or "ray://host:10001"; None = local processes
-
-  def __post_init__(self):
-    if self.n < 1:
-      raise ValueError("n must be at least 1")
-    if self.workers < 1:
-      raise ValueError("workers must be at least 1")
-    if self.shard_size < 1:
-      raise ValueError("shard_size must be at least 1")
-    if not 0 <= self.val_percent + self.test_percent <= 100:
-      raise ValueError("val_percent + test_percent must be within 0..100")
-
-  @property
-  def num_shards(self) -> int:
-    return math.ceil(self.n / self.shard_size)
-
-  def shard_count(self, shard: int) -> int:
-    return min(self.shard_size, self.n - shard * self.shard_size)
-
-  def identity(self) -> dict:
-    """What determines the content (not where or how fast it is made)."""
-    return {"n": self.n, "seed": self.seed, "shard_size": self.shard_size,
-            "val_percent": self.val_percent, "test_percent": self.test_percent,
-            "generation": self.generation.to_json()}
 
 
 def shard_path(out: pathlib.Path, shard: int) -> pathlib.Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from tracr_decompiler.cli_config import setting
 from tracr_decompiler.compiling.compiler import CompileSettings
 from tracr_decompiler.program import ops
 
@@ -19,21 +20,22 @@ DEFAULT_OP_WEIGHTS = {
 
 @dataclasses.dataclass(frozen=True)
 class GenerationConfig:
-  min_sops: int = 2  # ops per program, drawn uniformly in [min_sops, max_sops]
-  max_sops: int = 8
-  op_weights: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_OP_WEIGHTS))
-  settings: CompileSettings = CompileSettings()  # vocab, max_seq_len, compiler tokens
-  prefer_unused: float = 0.8  # chance an argument is drawn from not-yet-used SOps (all must reach the output)
-  numerical_map_fraction: float = 0.35  # Maps with numerical output encoding
-  max_values: int = 10  # distinct values of a categorical SOp (keeps MLPs small)
-  max_numerical_values: int = 24  # distinct values of a numerical SOp (discretising MLP size)
-  max_none_fraction: float = 0.5  # None outputs allowed for any SOp
-  max_mlp_hidden: int = 128  # reject models with wider MLPs
-  max_half_layers: int = 24  # reject deeper models
-  proposals_per_op: int = 8  # tries of one drawn op kind before drawing another kind
-  max_attempts: int = 10_000  # programs drawn before giving up
-  redraw_after: int = 200  # attempts at one program length before drawing the length again
-  tracr_dynamic_checks: int = 4  # inputs run through tracr's own dynamic validation
+  min_sops: int = setting(2, "ops per program, drawn uniformly in [min_sops, max_sops]")
+  max_sops: int = setting(8, "most ops per program (at most 30)")
+  op_weights: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_OP_WEIGHTS),
+                                       metadata={"help": "relative frequency of each op kind (JSON object)"})
+  settings: CompileSettings = setting(CompileSettings(), "vocab, max_seq_len, compiler tokens")
+  prefer_unused: float = setting(0.8, "chance an argument is drawn from not-yet-used SOps (all must reach the output)")
+  numerical_map_fraction: float = setting(0.35, "fraction of Maps with numerical output encoding")
+  max_values: int = setting(10, "distinct values of a categorical SOp (keeps MLPs small)")
+  max_numerical_values: int = setting(24, "distinct values of a numerical SOp (discretising MLP size)")
+  max_none_fraction: float = setting(0.5, "fraction of None outputs allowed for any SOp")
+  max_mlp_hidden: int = setting(128, "reject models with wider MLPs")
+  max_half_layers: int = setting(24, "reject deeper models (attention and MLP half-layers)")
+  proposals_per_op: int = setting(8, "tries of one drawn op kind before drawing another kind")
+  max_attempts: int = setting(10_000, "programs drawn before giving up")
+  redraw_after: int = setting(200, "attempts at one program length before drawing the length again")
+  tracr_dynamic_checks: int = setting(4, "inputs run through tracr's own dynamic validation")
 
   def __post_init__(self):
     if not 1 <= self.min_sops <= self.max_sops:

@@ -30,33 +30,7 @@ from tracr_decompiler.model import decode, pretrained
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
 from tracr_decompiler.training import checkpoint, data
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-  data: str = "data/main"
-  out: str = "runs/main"
-  mode: str = "both"  # "nar", "ar" or "both" (one encoder, both decoders)
-  steps: int = 6000
-  batch_size: int = 32
-  lr: float = 5e-4
-  min_lr: float = 2e-5
-  warmup: int = 200
-  weight_decay: float = 0.01
-  grad_clip: float = 1.0
-  eval_every: int = 250
-  eval_examples: int = 500  # validation programs for NAR exact match (AR uses a fifth)
-  seed: int = 0
-  threads: int = 2  # CPU threads (this machine has 2 cores)
-  bf16: bool = True  # bf16 autocast (CPU and CUDA)
-  limit: int | None = None  # use only the first N training programs
-  max_minutes: float | None = None  # stop (and checkpoint) after this much wall time
-
-  def __post_init__(self):
-    if self.mode not in ("nar", "ar", "both"):
-      raise ValueError(f"mode must be nar, ar or both, got {self.mode!r}")
-    if self.steps < 1 or self.batch_size < 1:
-      raise ValueError("steps and batch_size must be positive")
+from tracr_decompiler.training.config import TrainConfig  # its home is config.py; loop.TrainConfig still works
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:

@@ -1,0 +1,40 @@
+"""TrainConfig: how a decompiler is trained (optimizer, schedule, validation, budget).
+
+Written as train_config.json into each run folder; `tracr-decompiler train
+--config runs/x/train_config.json` reads it back. Each field's help is its
+command-line help (cli_config.py), so defaults and docs live here only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tracr_decompiler.cli_config import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  data: str = setting("data/main", "dataset folder from `generate`")
+  out: str = setting("runs/main", "run folder (checkpoints, metrics.csv, training.png); resumes when it holds a run")
+  mode: str = setting("both", "decoders to train: nar, ar or both (one encoder, both decoders)",
+                      choices=("nar", "ar", "both"))
+  steps: int = setting(6000, "optimizer steps")
+  batch_size: int = setting(32, "programs per step (over all ranks)")
+  lr: float = setting(5e-4, "peak learning rate (AdamW)")
+  min_lr: float = setting(2e-5, "learning rate at the end of the cosine decay")
+  warmup: int = setting(200, "steps of linear warmup")
+  weight_decay: float = setting(0.01, "AdamW weight decay")
+  grad_clip: float = setting(1.0, "gradient norm clip")
+  eval_every: int = setting(250, "steps between validations and checkpoints")
+  eval_examples: int = setting(500, "validation programs for NAR exact match (AR uses a fifth)")
+  seed: int = setting(0, "seed of initialisation and data order")
+  threads: int = setting(2, "CPU threads (this project's machine has 2 cores)")
+  bf16: bool = setting(True, "bf16 autocast (CPU and CUDA)")
+  limit: int | None = setting(None, "use only the first N training programs")
+  max_minutes: float | None = setting(None, "stop (and checkpoint) after this much wall time")
+
+  def __post_init__(self):
+    if self.mode not in ("nar", "ar", "both"):
+      raise ValueError(f"mode must be nar, ar or both, got {self.mode!r}")
+    if self.steps < 1 or self.batch_size < 1:
+      raise ValueError("steps and batch_size must be positive")
