@@ -4,7 +4,9 @@ Exit status: 0 success; 2 bad input, arguments or environment (`errors.TracrDeco
 one line `error: ...`); 1 a bug of ours (`error: internal error (...)`; rerun with `--debug`
 for the traceback); 128 + N when stopped by signal N (SIGINT, SIGTERM, SIGHUP).
 Arguments are checked against `limits.py` before any output folder is created;
-nothing is executed from input files.
+nothing is executed from input files. The flags of `generate`, `sample`, `train`
+and `compile` come from the config dataclasses' fields (cli_config.py), so their
+defaults and help live with the fields, and `--config file.json` sets them from a file.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import threading
 import traceback
 from typing import Callable
 
-from tracr_decompiler import errors, files, limits
+from tracr_decompiler import cli_config, errors, files, limits
+from tracr_decompiler.cli_config import Flag, Section
 
 
 class UserError(errors.UsageError):
@@ -60,6 +63,19 @@ def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
   return parse
 
 
+def _float_in(lo: float, hi: float) -> Callable[[str], float]:
+  """An argparse type: a number in [lo, hi] (NaN refused)."""
+  def parse(text: str) -> float:
+    try:
+      value = float(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not lo <= value <= hi:
+      raise argparse.ArgumentTypeError(f"{value} is out of range {lo}..{hi}")
+    return value
+  return parse
+
+
 def _config(factory: Callable, **kwargs):
   """Builds a config dataclass from arguments; its ValueError means the arguments are bad."""
   try:
@@ -80,20 +96,54 @@ def _workers(requested: int, shards: int) -> int:
 # generate
 
 
+def _settings_section() -> Section:
+  """The compile settings a command exposes; their help is here because compiling/ is below the CLI."""
+  from tracr_decompiler.compiling.compiler import CompileSettings
+  return Section(CompileSettings, {
+      "vocab": Flag(type=_vocab, help="comma-separated input tokens"),
+      "max_seq_len": Flag(type=_int_in(1, limits.MAX_SEQ_LEN), help=f"longest input (1..{limits.MAX_SEQ_LEN})"),
+  }, "compile settings (CompileSettings)")
+
+
+def _generation_section() -> Section:
+  """The generator's distribution; its search budgets (max_attempts, ...) stay internal."""
+  from tracr_decompiler.generation.config import GenerationConfig
+  fraction, count = Flag(type=_float_in(0, 1)), Flag(type=_int_in(1))
+  return Section(GenerationConfig, {
+      "min_sops": Flag(), "max_sops": Flag(), "op_weights": Flag(metavar="JSON"), "prefer_unused": fraction,
+      "numerical_map_fraction": fraction, "max_values": count, "max_numerical_values": count,
+      "max_none_fraction": fraction, "max_mlp_hidden": count, "max_half_layers": count,
+  }, "program generator (GenerationConfig)")
+
+
+def _generate_flags(p: argparse.ArgumentParser) -> None:
+  from tracr_decompiler.dataset.config import DatasetConfig
+  dataset = Section(DatasetConfig, {
+      "n": Flag(type=_int_in(1), required=True), "out": Flag(required=True, metavar="FOLDER"),
+      "workers": Flag(type=_int_in(1)), "seed": Flag(), "shard_size": Flag(type=_int_in(1)),
+      "val_percent": Flag(type=_int_in(0, 100)), "test_percent": Flag(type=_int_in(0, 100)),
+      "ray_address": Flag(aliases=("--ray",), metavar="ADDRESS"),
+  }, "dataset (DatasetConfig)")
+  sections = [dataset, _generation_section(), _settings_section()]
+  cli_config.add_flags(p, sections)
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  p.set_defaults(func=cmd_generate, sections=sections)
+
+
 def cmd_generate(args) -> None:
   from tracr_decompiler.compiling.compiler import CompileSettings
   from tracr_decompiler.dataset import writer
   from tracr_decompiler.generation.config import GenerationConfig
-  settings = _config(CompileSettings, vocab=args.vocab, max_seq_len=args.max_seq_len)
-  gen = _config(GenerationConfig, min_sops=args.min_sops, max_sops=args.max_sops, settings=settings)
-  shards = math.ceil(args.n / args.shard_size) if args.n > 0 and args.shard_size > 0 else 1
-  cfg = _config(writer.DatasetConfig, n=args.n, out=args.out, workers=_workers(args.workers, shards), seed=args.seed,
-                shard_size=args.shard_size, generation=gen, ray_address=args.ray)
-  files.make_dirs(args.out)  # only now: rejected arguments leave no folder behind
+  ds, gen, compile_settings = cli_config.resolve(args, args.sections)
+  settings = _config(CompileSettings, **compile_settings)
+  generation = _config(GenerationConfig, **gen, settings=settings)
+  shards = math.ceil(ds["n"] / ds["shard_size"]) if ds["n"] > 0 and ds["shard_size"] > 0 else 1
+  cfg = _config(writer.DatasetConfig, **{**ds, "workers": _workers(ds["workers"], shards)}, generation=generation)
+  files.make_dirs(cfg.out)  # only now: rejected arguments leave no folder behind
   manifest = writer.build_dataset(cfg, progress=not args.quiet)
   made = manifest["generated_now"]
   rate = made / manifest["seconds"] if manifest["seconds"] > 0 and made else 0.0
-  print(f"{manifest['num_programs']} programs in {args.out} ({manifest['splits']}); "
+  print(f"{manifest['num_programs']} programs in {cfg.out} ({manifest['splits']}); "
         f"generated {made} now at {rate:.1f} programs/s; content hash {manifest['content_hash'][:16]}")
 
 
@@ -104,8 +154,8 @@ def cmd_sample(args) -> None:
   from tracr_decompiler.generation import sampler
   from tracr_decompiler.generation.config import GenerationConfig
   from tracr_decompiler.program import source
-  cfg = _config(GenerationConfig, min_sops=args.min_sops, max_sops=args.max_sops,
-                settings=_config(CompileSettings, vocab=args.vocab, max_seq_len=args.max_seq_len))
+  gen, compile_settings = cli_config.resolve(args, args.sections)
+  cfg = _config(GenerationConfig, **gen, settings=_config(CompileSettings, **compile_settings))
   rng = np.random.default_rng(args.seed)
   for _ in range(args.n):
     s = sampler.sample_program(cfg, rng)
@@ -119,18 +169,44 @@ def cmd_sample(args) -> None:
 # train
 
 
+def _train_flags(p: argparse.ArgumentParser) -> None:
+  from tracr_decompiler.model.config import ModelConfig
+  from tracr_decompiler.training.config import TrainConfig
+  positive, count = Flag(type=_int_in(1)), Flag(type=_int_in(0))
+  train = Section(TrainConfig, {
+      "data": Flag(required=True, metavar="FOLDER"), "out": Flag(required=True, metavar="FOLDER"), "mode": Flag(),
+      "steps": positive, "batch_size": positive, "lr": Flag(), "min_lr": Flag(), "warmup": count,
+      "weight_decay": Flag(), "grad_clip": Flag(), "eval_every": positive, "eval_examples": count, "seed": Flag(),
+      "threads": positive, "bf16": Flag(), "limit": Flag(type=_int_in(1), metavar="N"),
+      "max_minutes": Flag(metavar="MINUTES"),
+  }, "training (TrainConfig)")
+  # The architecture's size; the rest of ModelConfig follows from the feature encoding. d_ff is 4 x d_model.
+  model = Section(ModelConfig, {
+      "input_mode": Flag(aliases=("--input",), choices=("graph", "flat"),
+                         help="weight representation: graph (structure-aware nodes) or flat (the paper's "
+                         "flatten-and-chunk baseline)"),
+      "d_model": Flag(type=_int_in(1), help="width of the encoder and decoders (feed-forward: 4 x d_model)"),
+      "n_encoder_layers": Flag(aliases=("--layers",), type=_int_in(1), help="encoder layers"),
+      "n_heads": Flag(aliases=("--heads",), type=_int_in(1), help="attention heads (must divide d_model)"),
+      "n_decoder_layers": Flag(type=_int_in(1), help="autoregressive decoder layers"),
+      "dropout": Flag(type=_float_in(0, 0.99), help="dropout rate (0 by default: it is the largest CPU cost, and data is plentiful)"),
+  }, "model size (ModelConfig)")
+  sections = [train, model]
+  cli_config.add_flags(p, sections)
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  p.set_defaults(func=cmd_train, sections=sections)
+
+
 def cmd_train(args) -> None:
   from tracr_decompiler.dataset import reader
   from tracr_decompiler.model.config import ModelConfig
   from tracr_decompiler.training import loop
-  cfg = _config(loop.TrainConfig, data=args.data, out=args.out, mode=args.mode, steps=args.steps,
-                batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
-                limit=args.limit, max_minutes=args.max_minutes, threads=args.threads)
-  model_cfg = _config(ModelConfig, input_mode=args.input, d_model=args.d_model, n_encoder_layers=args.layers,
-                      n_heads=args.heads, d_ff=4 * args.d_model)
-  if not reader.manifest(args.data)["splits"].get("train"):
-    raise reader.DatasetError(f"{args.data} has no training programs; generate a larger dataset")
-  files.make_dirs(args.out)
+  train, model = cli_config.resolve(args, args.sections)
+  cfg = _config(loop.TrainConfig, **train)
+  model_cfg = _config(ModelConfig, **model, d_ff=4 * model["d_model"])
+  if not reader.manifest(cfg.data)["splits"].get("train"):
+    raise reader.DatasetError(f"{cfg.data} has no training programs; generate a larger dataset")
+  files.make_dirs(cfg.out)
   metrics = loop.train(cfg, model_cfg, progress=not args.quiet)
   print("final validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
 
@@ -145,7 +221,7 @@ def cmd_compile(args) -> None:
   files.output_path(args.out)  # a folder or device as --out is refused before any work
   text = files.read_text(args.program, limits.MAX_SOURCE_BYTES, "RASP program")
   program = source.parse_source(text)
-  settings = _config(compiler.CompileSettings, vocab=args.vocab, max_seq_len=args.max_seq_len)
+  settings = _config(compiler.CompileSettings, **cli_config.resolve(args, args.sections)[0])
   model = compiler.compile_program(program, settings)
   files.make_dirs(os.path.dirname(os.path.abspath(args.out)))
   written = args.out
@@ -255,16 +331,45 @@ def _check_beam(beam: int, mode: str) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-  """argparse, with its rejections as one line like every other error (still exit status 2)."""
+  """argparse, with its rejections as one line like every other error (still exit status 2).
+
+  `populate` adds a subcommand's flags when that subcommand is parsed or its help
+  shown: flags derived from config dataclasses import their modules (tracr, ~1.5 s),
+  which other commands and errors should not wait for.
+  """
+
+  def __init__(self, *args, populate: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._populate = populate
+
+  def populated(self) -> _Parser:
+    if self._populate is not None:
+      populate, self._populate = self._populate, None
+      populate(self)
+    return self
+
+  def parse_known_args(self, args=None, namespace=None):
+    return super(_Parser, self.populated()).parse_known_args(args, namespace)
+
+  def format_help(self) -> str:
+    return super(_Parser, self.populated()).format_help()
 
   def error(self, message: str):
     self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _add_settings(p: argparse.ArgumentParser) -> None:
-  p.add_argument("--vocab", type=_vocab, default=(0, 1, 2, 3, 4), help="comma-separated tokens")
-  p.add_argument("--max-seq-len", type=_int_in(1, limits.MAX_SEQ_LEN), default=5,
-                 help=f"longest input (1..{limits.MAX_SEQ_LEN})")
+def _sample_flags(p: argparse.ArgumentParser) -> None:
+  sections = [_generation_section(), _settings_section()]
+  p.add_argument("--n", type=int, default=3, help="programs to print (default: 3)")
+  p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+  cli_config.add_flags(p, sections)
+  p.set_defaults(func=cmd_sample, sections=sections)
+
+
+def _compile_flags(p: argparse.ArgumentParser) -> None:
+  sections = [_settings_section()]
+  cli_config.add_flags(p, sections, config=False)
+  p.set_defaults(func=cmd_compile, sections=sections)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,58 +381,23 @@ def build_parser() -> argparse.ArgumentParser:
   debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
   add = lambda name, **kwargs: sub.add_parser(name, parents=[debug], **kwargs)
 
-  p = add("generate", help="generate a dataset of (weights, program) pairs as Parquet shards")
-  p.add_argument("--n", type=_int_in(1), required=True, help="programs to draw")
-  p.add_argument("--out", required=True, help="output folder")
-  p.add_argument("--workers", type=_int_in(1), default=2,
-                 help=f"processes (capped at the CPU count, the number of shards and {limits.MAX_WORKERS})")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--shard-size", type=_int_in(1), default=250)
-  p.add_argument("--min-sops", type=int, default=2)
-  p.add_argument("--max-sops", type=int, default=8)
-  p.add_argument("--ray", metavar="ADDRESS", default=None, help="run shard tasks on a Ray cluster")
-  p.add_argument("--quiet", action="store_true")
-  _add_settings(p)
-  p.set_defaults(func=cmd_generate)
+  config = ("Settings are read, lowest first, from the defaults shown, --config FILE (a JSON object keyed by "
+            "field name, e.g. {\"n\": 500, \"max_sops\": 6}) and the flags given.")
+  add("generate", populate=_generate_flags, epilog=config,
+      help="generate a dataset of (weights, program) pairs as Parquet shards")
+  add("sample", populate=_sample_flags, help="print random programs and their compiled layout")
+  add("train", populate=_train_flags, help="train a decompiler (resumes when --out holds a run)",
+      description="Train a decompiler. Multi-GPU: torchrun --standalone --nproc_per_node=N "
+      "-m tracr_decompiler.cli train ...", epilog=config.replace("{\"n\": 500, \"max_sops\": 6}",
+                                                                  "a run's train_config.json"))
 
-  p = add("sample", help="print random programs and their compiled layout")
-  p.add_argument("--n", type=int, default=3)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--min-sops", type=int, default=2)
-  p.add_argument("--max-sops", type=int, default=8)
-  _add_settings(p)
-  p.set_defaults(func=cmd_sample)
-
-  p = add("train", help="train a decompiler (resumes when --out holds a run)",
-                     description="Train a decompiler. Multi-GPU: torchrun --standalone --nproc_per_node=N "
-                     "-m tracr_decompiler.cli train ...")
-  p.add_argument("--data", required=True, help="dataset folder from `generate`")
-  p.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, training.png)")
-  p.add_argument("--mode", choices=("nar", "ar", "both"), default="both")
-  p.add_argument("--input", choices=("graph", "flat"), default="graph", help="weight representation")
-  p.add_argument("--steps", type=int, default=6000)
-  p.add_argument("--batch-size", type=int, default=32)
-  p.add_argument("--lr", type=float, default=5e-4)
-  p.add_argument("--d-model", type=int, default=256)
-  p.add_argument("--layers", type=int, default=4)
-  p.add_argument("--heads", type=int, default=8)
-  p.add_argument("--eval-every", type=int, default=250)
-  p.add_argument("--limit", type=int, default=None, help="use only the first N training programs")
-  p.add_argument("--max-minutes", type=float, default=None)
-  p.add_argument("--threads", type=int, default=2)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--quiet", action="store_true")
-  p.set_defaults(func=cmd_train)
-
-  p = add("compile", help="compile a RASP source file to a model file (safetensors)")
+  p = add("compile", populate=_compile_flags, help="compile a RASP source file to a model file (safetensors)")
   p.add_argument("program", help="Python RASP source, as printed by `decompile` (parsed, never executed)")
   p.add_argument("--out", required=True, help="output .safetensors file")
   p.add_argument("--format", choices=("tracr-decompiler", "transformerlens"), default="tracr-decompiler",
                  help="transformerlens: a HookedTransformer state dict plus a settings/config JSON")
   p.add_argument("--settings-out", default=None, help="with --format transformerlens: the JSON's path "
                  "(default: --out with .json)")
-  _add_settings(p)
-  p.set_defaults(func=cmd_compile)
 
   p = add("decompile", help="decompile a compiled model file into RASP source")
   p.add_argument("model", help="model file written by `tracr-decompiler compile`")

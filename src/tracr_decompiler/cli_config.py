@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from tracr_decompiler import errors, files
 
 MAX_CONFIG_BYTES = 1 << 20  # a --config file; ours are under 1 KB
+_METAVAR = {int: "N", float: "X", str: "TEXT", tuple: "A,B,...", dict: "JSON"}
 
 
 def setting(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -152,7 +153,7 @@ def add_flags(parser: argparse.ArgumentParser, sections: Sequence[Section], conf
                            help=help_text)
       else:
         group.add_argument(*s.flags, dest=s.name, type=s.parse, choices=s.choices, default=argparse.SUPPRESS,
-                           help=help_text, metavar=s.metavar or (None if s.choices else s.name.upper()))
+                           help=help_text, metavar=s.metavar or (None if s.choices else _METAVAR.get(s.kind)))
 
 
 def resolve(args: argparse.Namespace, sections: Sequence[Section]) -> list[dict[str, Any]]:
