@@ -35,6 +35,20 @@ def generation_config(path: str | pathlib.Path) -> dict | None:
   return value if isinstance(value, dict) else None
 
 
+def program_ids(path: str | pathlib.Path) -> tuple[set[str], int]:
+  """(ids of every program in the dataset's shards, shards read), finished or not.
+
+  For excluding a training set from a test set: a dataset whose generation
+  was stopped still names programs that must not count as unseen, so every
+  whole shard present is read (shards are written atomically).
+  """
+  files = sorted((pathlib.Path(path) / "data").glob("shard-*.parquet"))
+  if not files:
+    raise DatasetError(f"{path} has no shards")
+  table = ds.dataset([str(f) for f in files], format="parquet", schema=schema.SCHEMA).to_table(columns=["id"])
+  return set(table.column("id").to_pylist()), len(files)
+
+
 def read_split(path: str | pathlib.Path, split: str | None = None, columns=None,
                limit: int | None = None) -> list[dict]:
   """Rows of one split (or all), in shard order."""

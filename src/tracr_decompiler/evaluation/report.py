@@ -65,9 +65,10 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
   examples = data.prepare(data_dir, which or "all", cache, progress=progress, model_cfg=decompiler.cfg)
   table = reader.read_split(data_dir, which)
   unreadable = len(table) - len(examples)  # weights whose nodes could not be aligned with lines
-  seen = set()
+  seen: set[str] = set()
+  exclude_shards = 0
   if exclude:
-    seen = {r["id"] for r in reader.read_split(exclude, columns=["id"])}
+    seen, exclude_shards = reader.program_ids(exclude)
     examples = [e for e in examples if table[e.row_index]["id"] not in seen]
   duplicates = len(table) - unreadable - len(examples)
   if limit is not None:
@@ -107,6 +108,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     records.append(rec)
   summary = _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped)
   summary["excluded_as_seen_in_training"] = duplicates if exclude else 0
+  summary["exclude"] = {"data": exclude, "shards_read": exclude_shards} if exclude else None
   summary["records"] = records  # per program, for `evaluate --report` (visual/evaluation.py)
   if out:
     write_report(summary, pathlib.Path(out))
@@ -137,7 +139,12 @@ def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> 
 def markdown(summary: dict) -> str:
   o = summary["overall"]
   lines = [f"Split `{summary['split']}` of `{summary['data']}`, {summary['programs']} programs, "
-           f"checkpoint: {('`' + summary['checkpoint'] + '`') if summary['checkpoint'] else 'the shipped model'}.", "",
+           f"checkpoint: {('`' + summary['checkpoint'] + '`') if summary['checkpoint'] else 'the shipped model'}."
+           + (f" Deduplicated against the {summary['exclude']['shards_read']} shards of `{summary['exclude']['data']}`"
+              f" ({summary['excluded_as_seen_in_training']} programs seen in training dropped)."
+              if summary.get("exclude") else "")
+           + f" {summary['unreadable_programs']} programs whose weights the node splitter cannot align were skipped"
+             " (count them as failures). Models come from plain `compile_rasp_to_model`.", "",
            "| decoding | exact | functional | compilable | weight-identical | line acc. | latency (s) |",
            "|---|---|---|---|---|---|---|"]
   names = {"nar": "NAR greedy", "ar": "AR greedy", "verified": f"NAR beam {summary['beam']} + verification"}
