@@ -90,7 +90,9 @@ class _Builder:
 
   def propose(self, kind: str) -> Optional[ir.Line]:
     """A candidate line of generator kind `kind` (a GenerationConfig.op_weights key), or None."""
-    return PROPOSERS[kind](self, f"x{len(self.lines)}")
+    proposer = PROPOSERS.get(kind)
+    out = f"x{len(self.lines)}"
+    return proposer(self, out) if proposer is not None else _propose_any(self, out, kind)
 
   def categorical(self) -> list[_Var]:
     return [v for v in self.vars if v.encoding == "categorical"]
@@ -224,7 +226,19 @@ PROPOSERS: dict[str, Callable[[_Builder, str], Optional[ir.Line]]] = {
     "linear_sequence_map": _propose_linear_sequence_map, "selector_width": _propose_selector_width,
     "numerical_aggregate": _propose_numerical_aggregate, "categorical_aggregate": _propose_categorical_aggregate,
 }
-assert set(PROPOSERS) == set(ops.GENERATOR_KINDS), "every generator kind of the op table needs a proposer"
+assert set(PROPOSERS) <= set(ops.GENERATOR_KINDS), "a proposer for a generator kind the op table does not know"
+
+
+def _propose_any(b: _Builder, out: str, kind: str) -> Optional[ir.Line]:
+  """For an op kind with no proposer of its own: any arguments, function and encoding the op table allows.
+
+  Lines that cannot be evaluated, or that would compile wrong, are rejected by
+  try_add like any other, so a new op kind is drawn without touching this file.
+  """
+  spec = ops.SPECS[ops.GENERATOR_KINDS[kind]]
+  args = [b.pick_from(b.vars) for _ in spec.roles]
+  return ir.Line(spec.kind, b.choose(list(ops.ENCODINGS)), b.choose(list(spec.names)),
+                 tuple(a.name for a in args), out)
 
 
 def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_probe: int = 400):

@@ -7,14 +7,16 @@ printing and parsing (source.py), tracr conversion (to_rasp.py), evaluation
 (evaluate.py), the sampler's dispatch and the model's vocabularies all look
 the entry up instead of branching on the kind.
 
-How to add an op kind or a function class:
+How to add an op kind or a function class (one or two files):
   1. registry.py: the new function names, if any (the single source of every
      vocabulary).
   2. this file: an OpSpec in SPECS, with its roles, names, builder, evaluator,
-     printer, parser pattern and generator kinds. If it is drawn at random,
-     give `generation/sampler.py` a proposer under the generator kind's name.
+     printer, parser pattern and generator kinds.
 Nothing else changes: the decoder's vocabularies (encoding/programs.py) derive
-from KINDS and the registry.
+from KINDS and the registry, and the generator draws a kind that has no
+proposer of its own with any arguments, function and encoding the entry allows
+(generation/sampler.py `_propose_any`; rejection sampling keeps what is valid).
+A tailored proposer there is an optimisation, not a requirement.
 """
 
 from __future__ import annotations
