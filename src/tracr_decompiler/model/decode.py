@@ -95,24 +95,34 @@ def _allowed(position: int, node: int, op: int | None) -> list[int]:
 
 
 @torch.no_grad()
-def ar_beam(model, memory, mask, s: int, beam: int = 1) -> list[tuple[float, ir.Program]]:
-  """Grammar-constrained beam search; one line per op node (nodes 2..s-1)."""
+def ar_beam(model, memory, mask, s: int, beam: int = 1, cache: bool = True) -> list[tuple[float, ir.Program]]:
+  """Grammar-constrained beam search; one line per op node (nodes 2..s-1).
+
+  With `cache` (and a model that has `ar_start`/`ar_step`, in eval mode) each step feeds
+  only the new tokens, reusing the decoder's cached keys/values; otherwise every step
+  reruns the whole prefix through `ar_logits`. Both give the same beams.
+  """
   length = programs.TOKENS_PER_LINE * (s - 2)
-  beams: list[tuple[float, list[int], int | None]] = [(0.0, [programs.BOS], None)]  # (logp, tokens, current op)
+  beams: list[tuple[float, list[int], int | None, int]] = [(0.0, [programs.BOS], None, 0)]  # (logp, tokens, op, parent)
+  incremental = cache and hasattr(model, "ar_step") and not getattr(model, "training", False)
+  state = model.ar_start(memory, mask) if incremental else None
   for pos in range(length):
-    tokens = torch.tensor([b[1] for b in beams])
-    logits = model.ar_logits(memory.expand(len(beams), -1, -1), mask.expand(len(beams), -1), tokens)
-    logp = torch.log_softmax(logits[:, -1].float(), -1).numpy()
+    if state is not None:
+      logits = model.ar_step(state, torch.tensor([b[1][-1] for b in beams]), torch.tensor([b[3] for b in beams]))
+    else:
+      tokens = torch.tensor([b[1] for b in beams])
+      logits = model.ar_logits(memory.expand(len(beams), -1, -1), mask.expand(len(beams), -1), tokens)[:, -1]
+    logp = torch.log_softmax(logits.float(), -1).numpy()
     node = 2 + pos // programs.TOKENS_PER_LINE
     grown = []
-    for (score, toks, op), row in zip(beams, logp):
+    for parent, ((score, toks, op, _), row) in enumerate(zip(beams, logp)):
       allowed = _allowed(pos, node, op)
       for t in sorted(allowed, key=lambda t: -row[t])[:beam]:
         new_op = programs.OPS.index(programs.AR_VOCAB[t][3:]) if pos % programs.TOKENS_PER_LINE == 0 else op
-        grown.append((score + float(row[t]), toks + [t], new_op))
+        grown.append((score + float(row[t]), toks + [t], new_op, parent))
     beams = sorted(grown, key=lambda b: -b[0])[:beam]
   out = []
-  for score, toks, _ in beams:
+  for score, toks, _, _ in beams:
     try:
       out.append((score, programs.program_from_ar(toks[1:] + [programs.EOS])))
     except ir.ProgramError:

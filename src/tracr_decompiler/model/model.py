@@ -18,6 +18,7 @@ Decoding:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import operator
@@ -120,6 +121,21 @@ class LineHeads(nn.Module):
     return {"op": self.op(h), "enc": self.enc(h), "fn": self.fn(h), "args": scores}
 
 
+@dataclasses.dataclass
+class ARCache:
+  """Incremental AR decoding state (Decompiler.ar_start / ar_step), inference only (dropout off).
+
+  cross: per decoder layer, the memory's cross-attention keys and values [1, H, S, hd];
+  memory_bias: 0 / -inf over memory positions [1, 1, 1, S];
+  self_kv: per layer, the self-attention keys and values of the decoded prefix [N, H, t, hd];
+  length: t, the positions decoded so far.
+  """
+  cross: list[tuple[torch.Tensor, torch.Tensor]]
+  memory_bias: torch.Tensor
+  self_kv: list[tuple[torch.Tensor, torch.Tensor] | None]
+  length: int = 0
+
+
 class Decompiler(nn.Module):
 
   def __init__(self, cfg: ModelConfig):
@@ -157,6 +173,53 @@ class Decompiler(nn.Module):
     causal = torch.triu(torch.full((l, l), float("-inf"), device=tokens.device), 1)
     h = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=~mask)
     return self.lm_head(h)
+
+  def ar_start(self, memory, mask) -> ARCache:
+    """A key/value cache for incremental AR decoding over one encoded input (memory [1, S, D])."""
+    cross = []
+    for layer in self.decoder.layers:
+      attn = layer.multihead_attn
+      d, h = attn.embed_dim, attn.num_heads
+      kv = F.linear(memory, attn.in_proj_weight[d:], attn.in_proj_bias[d:])  # [1, S, 2D]
+      k, v = kv.view(memory.shape[0], memory.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)  # [1, H, S, hd] each
+      cross.append((k, v))
+    pad = torch.zeros(mask.shape, dtype=memory.dtype, device=memory.device).masked_fill(~mask, float("-inf"))
+    return ARCache(cross=cross, memory_bias=pad[:, None, None, :], self_kv=[None] * len(cross))
+
+  def ar_step(self, cache: ARCache, tokens: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+    """Next-token logits [N, V] after appending `tokens` [N] to the prefixes cache rows `parents` [N] hold.
+
+    Equals `ar_logits(memory, mask, prefix + token)[:, -1]` for each row's full prefix: the
+    same layer parameters, with the earlier positions' self-attention keys/values reused
+    and the memory's cross-attention keys/values computed once (in `ar_start`).
+    """
+    pos = cache.length
+    x = self.tok(tokens) + self.tok_pos.weight[pos]  # [N, D]
+    x = x[:, None]  # [N, 1, D]
+    n = x.shape[0]
+    for i, layer in enumerate(self.decoder.layers):
+      sa = layer.self_attn
+      d, h = sa.embed_dim, sa.num_heads
+      qkv = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias).view(n, 1, 3, h, d // h)
+      q, k, v = qkv.permute(2, 0, 3, 1, 4)  # [N, H, 1, hd] each
+      past = cache.self_kv[i]
+      if past is not None:
+        k = torch.cat([past[0].index_select(0, parents), k], 2)
+        v = torch.cat([past[1].index_select(0, parents), v], 2)
+      cache.self_kv[i] = (k, v)
+      a = F.scaled_dot_product_attention(q, k, v)  # the prefix only: causal by construction
+      x = x + sa.out_proj(a.transpose(1, 2).reshape(n, 1, d))
+      ca = layer.multihead_attn
+      q = F.linear(layer.norm2(x), ca.in_proj_weight[:d], ca.in_proj_bias[:d]).view(n, 1, h, d // h).transpose(1, 2)
+      ck, cv = cache.cross[i]
+      a = F.scaled_dot_product_attention(q, ck.expand(n, -1, -1, -1), cv.expand(n, -1, -1, -1),
+                                         attn_mask=cache.memory_bias.expand(n, -1, -1, -1))
+      x = x + ca.out_proj(a.transpose(1, 2).reshape(n, 1, d))
+      x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
+    if self.decoder.norm is not None:
+      x = self.decoder.norm(x)
+    cache.length = pos + 1
+    return self.lm_head(x[:, 0])
 
   def forward(self, batch, mode: str = "both") -> dict[str, torch.Tensor]:
     """Losses for a training batch; mode "nar", "ar" or "both"."""
