@@ -51,12 +51,19 @@ def _sorted_rows(rows: np.ndarray) -> np.ndarray:
   return rows[np.lexsort(keys.T[::-1])]
 
 
-def _canonical(model: CompiledModel) -> dict[str, np.ndarray]:
+def canonical(model: CompiledModel) -> dict[str, np.ndarray]:
+  """The model's parameters in the canonical frame (see module doc), and where its output sits in it.
+
+  Raises weights.NotTracrError (or KeyError/IndexError/ValueError) where the weights are not Tracr's.
+  """
   p, perm = model.params, _frame(model)
+  position = {int(d): i for i, d in enumerate(perm)}
   tokens = sorted(model.input_encoding, key=lambda t: (type(t).__name__, t))
   embed = lambda name: p[name][layout.EMBEDDINGS]
   out = {layout.TOKEN_EMBED: embed(layout.TOKEN_EMBED)[[model.input_encoding[t] for t in tokens]][:, perm],
-         layout.POS_EMBED: embed(layout.POS_EMBED)[:, perm]}
+         layout.POS_EMBED: embed(layout.POS_EMBED)[:, perm],
+         # The same weights with a different SOp read out are a different model.
+         "output": np.array([position[d] for d in model.output_dims], np.float64)}
   k = model.key_size
   for layer in range(model.num_layers):
     a, m = layout.attn(layer), layout.mlp(layer)
@@ -76,8 +83,11 @@ def _biases_zero(model: CompiledModel) -> bool:
   return all(not np.any(ps["b"]) for ps in model.params.values() if "b" in ps)
 
 
-def same_weights(a: CompiledModel, b: CompiledModel) -> bool:
-  """Whether the two models' parameters are identical up to renaming (see module doc)."""
+def same_weights(a: CompiledModel, b: CompiledModel, a_canonical: dict[str, np.ndarray] | None = None) -> bool:
+  """Whether the two models' parameters are identical up to renaming (see module doc).
+
+  a_canonical: `canonical(a)`, when the caller compares `a` with many models.
+  """
   sa, sb = a.settings, b.settings
   if (sa.causal != sb.causal or sa.max_seq_len != sb.max_seq_len
       or {evaluate.value_key(t) for t in a.input_encoding} != {evaluate.value_key(t) for t in b.input_encoding}
@@ -85,14 +95,12 @@ def same_weights(a: CompiledModel, b: CompiledModel) -> bool:
       or [evaluate.value_key(v) for v in a.output_values] != [evaluate.value_key(v) for v in b.output_values]
       or (a.num_layers, a.num_heads) != (b.num_layers, b.num_heads)):
     return False
-  if not (_biases_zero(a) and _biases_zero(b)):
+  if not (a.output_dims and _biases_zero(a) and _biases_zero(b)):
     return False
   try:
-    ca, cb = _canonical(a), _canonical(b)
-    fa, fb = list(_frame(a)), list(_frame(b))
+    ca = a_canonical if a_canonical is not None else canonical(a)
+    cb = canonical(b)
   except (weights.NotTracrError, KeyError, IndexError, ValueError):
     return False
-  if not a.output_dims or [fa.index(d) for d in a.output_dims] != [fb.index(d) for d in b.output_dims]:
-    return False  # the same weights, but a different SOp read out as the output
   return ca.keys() == cb.keys() and all(
       ca[k].shape == cb[k].shape and np.allclose(ca[k], cb[k], rtol=RTOL, atol=ATOL) for k in ca)

@@ -95,6 +95,8 @@ class Verifier:
     s = self.compiled.settings
     self.inputs = inputs_lib.input_set(s.vocab, s.max_seq_len, seed)
     self.untrusted = ""
+    self._canonical_form: dict[str, np.ndarray] | None = None
+    self._canonical_tried = False
     if tracr_model.is_tracr_model(model):
       self.expected = outputs.tracr_outputs(model, self.inputs, self.compiled.output_dims)
       self.untrusted = self._cross_check()
@@ -140,6 +142,16 @@ class Verifier:
         other = compiler.compile_program(program, dataclasses.replace(base, mlp_exactness=exactness))
       except (compiler.CompileError, weights.NotTracrError, ValueError):
         return False
-      if identity.same_weights(self.compiled, other):
+      if identity.same_weights(self.compiled, other, self._canonical()):
         return True
     return False
+
+  def _canonical(self) -> dict[str, np.ndarray] | None:
+    """The given model in identity.py's canonical frame, computed once for all candidates."""
+    if not self._canonical_tried:
+      self._canonical_tried = True
+      try:
+        self._canonical_form = identity.canonical(self.compiled)
+      except (weights.NotTracrError, KeyError, IndexError, ValueError):
+        pass  # same_weights will say "not identical"
+    return self._canonical_form
