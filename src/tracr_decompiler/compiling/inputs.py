@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 
 import numpy as np
 
@@ -58,8 +57,7 @@ def input_set(vocab, max_seq_len: int, seed: int = 0, max_exhaustive: int = MAX_
               samples: int = SAMPLED) -> InputSet:
   """Every input when there are at most `max_exhaustive`, else a fixed-seed sample."""
   vocab = sorted(vocab, key=lambda v: (type(v).__name__, v))
-  # Compare in log space: vocab 16 x length 12 has 3e14 inputs.
-  if max_seq_len * math.log(max(len(vocab), 2)) < 40 and input_count(len(vocab), max_seq_len) <= max_exhaustive:
+  if input_count(len(vocab), max_seq_len) <= max_exhaustive:  # exact (Python ints): vocab 16 x length 12 is 3e14
     inputs = [seq for n in range(1, max_seq_len + 1) for seq in itertools.product(vocab, repeat=n)]
     return from_inputs(inputs, True)
   rng = np.random.default_rng(seed)

@@ -23,7 +23,7 @@ from tracr_decompiler.program.values import (EvaluationError, Values, is_number,
                                              value_key)
 
 __all__ = ["EvaluationError", "Values", "is_number", "py_value", "selector", "value_key", "all_inputs",
-           "sample_inputs", "eval_line", "input_values", "evaluate_batch", "evaluate", "token_labels",
+           "eval_line", "input_values", "evaluate_batch", "evaluate", "token_labels",
            "same_value", "same_outputs", "with_canonical_aliases", "group_by_length", "length_batches"]
 
 
@@ -31,13 +31,6 @@ def all_inputs(vocab, max_seq_len: int, min_len: int = 1) -> list[tuple]:
   """Every input sequence (without BOS) of length min_len..max_seq_len."""
   vocab = sorted(vocab)
   return [seq for n in range(min_len, max_seq_len + 1) for seq in itertools.product(vocab, repeat=n)]
-
-
-def sample_inputs(vocab, max_seq_len: int, n: int, rng: np.random.Generator) -> list[tuple]:
-  """`n` random inputs, lengths uniform in 1..max_seq_len."""
-  vocab = sorted(vocab)
-  lengths = rng.integers(1, max_seq_len + 1, size=n)
-  return [tuple(vocab[i] for i in rng.integers(0, len(vocab), size=k)) for k in lengths]
 
 
 def eval_line(line: ir.Line, env: dict[str, Values], causal: bool = False) -> Values:
