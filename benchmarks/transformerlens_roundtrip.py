@@ -76,12 +76,8 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
   import torch
   torch.set_num_threads(1)
-  models = {}
-  for name, expr in lib_report.lib_programs().items():
-    try:
-      models[name] = compiler.tracr_compile(expr, SETTINGS)
-    except compiler.CompileError:
-      pass
+  models = {name: m for name, m in lib_report.tracr_lib_models(SETTINGS).items()
+            if not isinstance(m, compiler.CompileError)}
   rng = np.random.default_rng(args.seed)
   cfg = GenerationConfig()
   for i in range(args.generated):

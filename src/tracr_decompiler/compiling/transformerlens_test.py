@@ -87,13 +87,8 @@ def same_encoder_input(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def lib_models():
-  models = {}
-  for name, expr in lib_report.lib_programs().items():
-    try:
-      models[name] = compiler.tracr_compile(expr, SETTINGS)
-    except compiler.CompileError:
-      pass
-  return models
+  return {name: m for name, m in lib_report.tracr_lib_models(SETTINGS).items()
+          if not isinstance(m, compiler.CompileError)}
 
 
 def test_every_lib_program_reads_the_same_as_the_tracr_model(lib_models):

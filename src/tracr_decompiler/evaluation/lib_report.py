@@ -58,16 +58,27 @@ def _rasp_outputs(expr: rasp.SOp, inputs) -> list[list] | None:
     return None
 
 
+def tracr_lib_models(settings: compiler.CompileSettings = SETTINGS) -> dict[str, Any]:
+  """lib program -> its plain-tracr model (`compile_rasp_to_model`), or the CompileError that stopped it."""
+  models: dict[str, Any] = {}
+  for name, expr in lib_programs().items():
+    try:
+      models[name] = compiler.tracr_compile(expr, settings)
+    except compiler.CompileError as e:
+      models[name] = e
+  return models
+
+
 def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: int = 16) -> dict:
   expressible = heldout.expressible_lib_programs()
   inputs = inputs_lib.input_set(SETTINGS.vocab, SETTINGS.max_seq_len).inputs
   results = []
-  for name, expr in lib_programs().items():
+  programs = lib_programs()
+  for name, model in tracr_lib_models().items():
+    expr = programs[name]
     rec: dict[str, Any] = {"program": name}  # a JSON record: strings, numbers and booleans
-    try:
-      model = compiler.tracr_compile(expr, SETTINGS)
-    except compiler.CompileError as e:
-      rec.update(status="does not compile at these settings", error=str(e)[:120])
+    if isinstance(model, compiler.CompileError):
+      rec.update(status="does not compile at these settings", error=str(model)[:120])
       results.append(rec)
       continue
     rec["layers"] = model.model_config.num_layers
