@@ -20,7 +20,7 @@ from tracr_decompiler.training.config import TrainConfig
 NOT_EXPOSED = {
     DatasetConfig: {"generation"},  # nested: its own section
     GenerationConfig: {"settings",  # nested: the compile-settings section
-                       "proposals_per_op", "max_attempts", "redraw_after", "tracr_dynamic_checks"},  # search budgets
+                       "proposals_per_op", "max_attempts", "refills", "max_program_seconds", "redraw_after", "tracr_dynamic_checks"},  # search budgets
     TrainConfig: set(),
 }
 REQUIRED = {"generate": ["--n", "1", "--out", "OUT"], "train": ["--data", "DATA", "--out", "OUT"],

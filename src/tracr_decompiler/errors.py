@@ -16,7 +16,8 @@ so existing `except ValueError` code keeps working.
     ├── CompileError      compiling/compiler.py
     ├── NotTracrError     encoding/nodes.py
     ├── DecompileError    decompiling/decompile.py
-    └── DatasetError      dataset/reader.py
+    ├── DatasetError      dataset/reader.py
+    └── GenerationError   generation/sampler.py (settings that admit no program; a shard that failed)
 """
 
 from __future__ import annotations

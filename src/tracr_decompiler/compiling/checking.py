@@ -8,8 +8,6 @@ approximation range), so every sample is run both ways before it is kept.
 from __future__ import annotations
 
 import numpy as np
-from tracr.compiler import validating
-
 from tracr_decompiler.compiling import forward
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.program import evaluate
@@ -31,6 +29,13 @@ def compiled_matches_batches(model: CompiledModel, batches: dict[int, np.ndarray
   return got is not None and all(same_arrays(got[n], expected[n], tol) for n in batches)
 
 
+def compiled_matches_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray,
+                            expected: np.ndarray, tol: float = 1e-3) -> bool:
+  """`compiled_matches_batches` on one padded batch of several lengths (evaluate.padded_batch)."""
+  got = forward.run_padded(model, tokens, valid)
+  return got is not None and same_arrays(got[valid], expected[valid], tol)
+
+
 def same_arrays(got: np.ndarray, want: np.ndarray, tol: float = 1e-3) -> bool:
   """evaluate.same_outputs for float arrays with NaN for None."""
   both_none = np.isnan(got) & np.isnan(want)
@@ -41,6 +46,7 @@ def same_arrays(got: np.ndarray, want: np.ndarray, tol: float = 1e-3) -> bool:
 
 def dynamic_reasons(expr, inputs: list[tuple]) -> list[str]:
   """tracr's own dynamic validation on a few inputs (reasons; empty if fine)."""
+  from tracr.compiler import validating  # imports JAX: only where the generator validates
   reasons = []
   for xs in inputs:
     reasons += [f"{u.expr.label}: {u.reason}" for u in validating.dynamic_validate(expr, list(xs))]

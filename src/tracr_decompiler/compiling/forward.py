@@ -8,6 +8,8 @@ about 1e-6 and runs thousands of inputs per second on a CPU.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tracr_decompiler.compiling import layout
@@ -15,29 +17,124 @@ from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.program import evaluate
 
 
-def residual_stream(model: CompiledModel, tokens: np.ndarray) -> np.ndarray:
-  """Final residual stream [N, T, D] for token ids [N, T] (BOS included at position 0)."""
+def _nonzero(a: np.ndarray, axis: int) -> np.ndarray:
+  """Indices along the other axis of a 2-D array that hold any non-zero entry."""
+  return np.flatnonzero(np.any(a != 0, axis=axis))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Head:
+  # Only the residual rows a head reads and the columns it writes take part:
+  # tracr puts each SOp in its own block, so most of every matrix is zero.
+  q_rows: np.ndarray
+  wq: np.ndarray
+  bq: np.ndarray
+  k_rows: np.ndarray
+  wk: np.ndarray
+  bk: np.ndarray
+  v_rows: np.ndarray
+  wv: np.ndarray
+  bv: np.ndarray
+  out_cols: np.ndarray
+  wo: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mlp:
+  in_rows: np.ndarray
+  w1: np.ndarray  # [in_rows, active units]
+  b1: np.ndarray
+  out_cols: np.ndarray
+  w2: np.ndarray  # [active units, out_cols]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+  heads: list[_Head]
+  attn_bias: np.ndarray | None  # [D]; None when zero (always, for tracr's own models)
+  mlp: _Mlp | None
+  mlp_bias: np.ndarray | None
+
+
+def _plan(model: CompiledModel) -> list[_Layer]:
+  """The non-zero parts of each sublayer; empty heads, units and sublayers are skipped (their output is 0).
+
+  Exact: a head whose output projection (or value map and bias) is zero adds
+  nothing whatever its attention pattern is; an MLP unit whose output row is
+  zero adds nothing; biases are kept wherever they are non-zero (user models).
+  """
+  p, k = model.params, model.key_size
+  plan = []
+  for layer in range(model.num_layers):
+    a, m = layout.attn(layer), layout.mlp(layer)
+    heads = []
+    for h in range(model.num_heads):
+      cols = slice(h * k, (h + 1) * k)
+      wo = p[f"{a}/linear"]["w"][cols]
+      wv, bv = p[f"{a}/value"]["w"][:, cols], p[f"{a}/value"]["b"][cols]
+      out_cols = _nonzero(wo, 0)
+      if not len(out_cols) or not (wv.any() or bv.any()):
+        continue
+      wq, wk = p[f"{a}/query"]["w"][:, cols], p[f"{a}/key"]["w"][:, cols]
+      q_rows, k_rows, v_rows = _nonzero(wq, 1), _nonzero(wk, 1), _nonzero(wv, 1)
+      heads.append(_Head(q_rows, wq[q_rows], p[f"{a}/query"]["b"][cols], k_rows, wk[k_rows],
+                         p[f"{a}/key"]["b"][cols], v_rows, wv[v_rows], bv, out_cols, wo[:, out_cols]))
+    w1, b1, w2 = p[f"{m}/linear_1"]["w"], p[f"{m}/linear_1"]["b"], p[f"{m}/linear_2"]["w"]
+    units = _nonzero(w2, 1)
+    mlp = None
+    if len(units):
+      in_rows, out_cols = _nonzero(w1[:, units], 1), _nonzero(w2[units], 0)
+      mlp = _Mlp(in_rows, w1[np.ix_(in_rows, units)], b1[units], out_cols, w2[np.ix_(units, out_cols)])
+    nonzero = lambda b: b if b.any() else None
+    plan.append(_Layer(heads, nonzero(p[f"{a}/linear"]["b"]), mlp, nonzero(p[f"{m}/linear_2"]["b"])))
+  return plan
+
+
+def residual_stream(model: CompiledModel, tokens: np.ndarray, plan: list[_Layer] | None = None,
+                    key_mask: np.ndarray | None = None) -> np.ndarray:
+  """Final residual stream [N, T, D] for token ids [N, T] (BOS included at position 0).
+
+  plan: `_plan(model)`, when the caller runs the same model on several batches.
+  key_mask: [N, T] bool, for inputs of several lengths padded into one batch:
+  no position attends to a padding key, so every real position computes
+  exactly what the unpadded input computes. (tracr's own model has no such
+  mask; the decompiler's reading of a model never pads.)
+  """
   p = model.params
   n, t = tokens.shape
   x = p[layout.TOKEN_EMBED][layout.EMBEDDINGS][tokens] + p[layout.POS_EMBED][layout.EMBEDDINGS][np.arange(t)][None]
-  x = x.astype(np.float32)
-  h, k = model.num_heads, model.key_size
-  for layer in range(model.num_layers):
-    a = layout.attn(layer)
-    q = (x @ p[f"{a}/query"]["w"] + p[f"{a}/query"]["b"]).reshape(n, t, h, k)
-    kk = (x @ p[f"{a}/key"]["w"] + p[f"{a}/key"]["b"]).reshape(n, t, h, k)
-    v = (x @ p[f"{a}/value"]["w"] + p[f"{a}/value"]["b"]).reshape(n, t, h, k)
-    logits = np.einsum("nqhd,nkhd->nhqk", q, kk) / np.float32(np.sqrt(k))
-    if model.settings.causal:  # as tracr: masked logits set to -1e30 before the softmax
-      logits = np.where(np.tril(np.ones((t, t), dtype=bool)), logits, np.float32(-1e30))
-    logits = logits - logits.max(-1, keepdims=True)
-    weights = np.exp(logits)
-    weights /= weights.sum(-1, keepdims=True)
-    attn = np.einsum("nhqk,nkhd->nqhd", weights, v).reshape(n, t, h * k)
-    x = x + attn @ p[f"{a}/linear"]["w"] + p[f"{a}/linear"]["b"]
-    m = layout.mlp(layer)
-    hidden = np.maximum(x @ p[f"{m}/linear_1"]["w"] + p[f"{m}/linear_1"]["b"], 0)
-    x = x + hidden @ p[f"{m}/linear_2"]["w"] + p[f"{m}/linear_2"]["b"]
+  # Rows are (input, position) pairs: projections are one 2-D matmul each (a
+  # 3-D @ 2-D matmul loops over the batch in small products, ~10x slower).
+  x = x.astype(np.float32).reshape(n * t, -1)
+  scale = np.float32(1 / np.sqrt(model.key_size))
+  allowed = np.tril(np.ones((t, t), dtype=bool))[None] if model.settings.causal else None
+  if key_mask is not None:
+    allowed = key_mask[:, None, :] if allowed is None else allowed & key_mask[:, None, :]
+  for layer in plan if plan is not None else _plan(model):
+    outputs = []  # every head reads the residual stream before any of them writes
+    for h in layer.heads:
+      q = (x[:, h.q_rows] @ h.wq + h.bq).reshape(n, t, -1)
+      k = (x[:, h.k_rows] @ h.wk + h.bk).reshape(n, t, -1)
+      v = (x[:, h.v_rows] @ h.wv + h.bv).reshape(n, t, -1)
+      logits = (q @ k.transpose(0, 2, 1)) * scale  # [N, Tq, Tk]
+      if allowed is not None:  # as tracr: masked logits set to -1e30 before the softmax
+        logits = np.where(allowed, logits, np.float32(-1e30))
+      logits -= logits.max(-1, keepdims=True)
+      weights = np.exp(logits)
+      weights /= weights.sum(-1, keepdims=True)
+      outputs.append((h.out_cols, (weights @ v).reshape(n * t, -1) @ h.wo))
+    for cols, out in outputs:
+      x[:, cols] += out
+    if layer.attn_bias is not None:
+      x += layer.attn_bias
+    if layer.mlp is not None:
+      mlp = layer.mlp
+      hidden = x[:, mlp.in_rows] @ mlp.w1
+      hidden += mlp.b1
+      x[:, mlp.out_cols] += np.maximum(hidden, 0, out=hidden) @ mlp.w2
+    if layer.mlp_bias is not None:
+      x += layer.mlp_bias
+  return x.reshape(n, t, -1)
   return x
 
 
@@ -62,6 +159,29 @@ def run(model: CompiledModel, inputs: list[tuple]) -> list[list]:
   return outputs
 
 
+def run_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
+  """`run_arrays` for one padded batch of several lengths (evaluate.padded_batch): [N, L] floats.
+
+  Padding positions are NaN. Returns None when tokens or output values are not numbers.
+  """
+  try:
+    vocab = np.array(sorted(model.settings.vocab), dtype=float)
+    values = np.asarray(model.output_values, dtype=float) if model.categorical_output else None
+  except (TypeError, ValueError):
+    return None
+  bos = model.input_encoding[model.settings.compiler_bos]
+  rows = np.array([model.input_encoding[v] for v in sorted(model.settings.vocab)])
+  tokens = np.where(valid, tokens, vocab[0])  # any real token: padding keys are masked
+  ids = np.concatenate([np.full((len(tokens), 1), bos), rows[np.searchsorted(vocab, tokens)]], axis=1)
+  key_mask = np.concatenate([np.ones((len(tokens), 1), dtype=bool), valid], axis=1)
+  res = residual_stream(model, ids, key_mask=key_mask)[:, 1:, model.output_dims]
+  if values is not None:  # a categorical output
+    out = np.where(res.max(-1) > 0.5, values[res.argmax(-1)], np.nan)
+  else:
+    out = res[..., 0].astype(float)
+  return np.where(valid, out, np.nan)
+
+
 def run_arrays(model: CompiledModel, batches: dict[int, np.ndarray]) -> dict[int, np.ndarray] | None:
   """Vectorised `run` for numeric vocabularies and outputs: length -> [N, L] floats (NaN = None).
 
@@ -75,10 +195,10 @@ def run_arrays(model: CompiledModel, batches: dict[int, np.ndarray]) -> dict[int
     return None
   bos = model.input_encoding[model.settings.compiler_bos]
   rows = np.array([model.input_encoding[v] for v in sorted(model.settings.vocab)])
-  out = {}
+  out, plan = {}, _plan(model)
   for n, tokens in batches.items():
     ids = np.concatenate([np.full((len(tokens), 1), bos), rows[np.searchsorted(vocab, tokens)]], axis=1)
-    res = residual_stream(model, ids)[:, 1:, model.output_dims]
+    res = residual_stream(model, ids, plan)[:, 1:, model.output_dims]
     if values is not None:  # a categorical output
       out[n] = np.where(res.max(-1) > 0.5, values[res.argmax(-1)], np.nan)
     else:

@@ -13,12 +13,16 @@ Example usage:
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import multiprocessing as mp
 import os
 import pathlib
+import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -44,18 +48,46 @@ def write_table(table: pa.Table, path: pathlib.Path) -> None:
   os.replace(tmp, path)
 
 
-def generate_shard(cfg: DatasetConfig, shard: int) -> int:
-  """Draws one shard's programs and writes it; returns the number of programs."""
+def generate_shard(cfg: DatasetConfig, shard: int, on_program: Optional[Callable[[int], object]] = None) -> int:
+  """Draws one shard's programs and writes it; returns the number of programs.
+
+  on_program(1) is called after each program (progress); in a pool worker the
+  default reports to the parent's progress queue.
+  """
+  on_program = on_program or _report
   rng = np.random.default_rng([cfg.seed, shard])
   block, records = heldout.blocklist(), []
   seen: set[str] = set()  # sources drawn in this shard
+  attempts = time_budget_hits = 0
   for _ in range(cfg.shard_count(shard)):
     sample = sampler.sample_program(cfg.generation, rng, block | frozenset(seen))
     row = rows.to_row(sample.program, sample.model, (cfg.val_percent, cfg.test_percent))
     seen.add(row["source"])
     records.append(row)
-  write_table(pa.Table.from_pylist(records, schema=schema.SCHEMA), shard_path(pathlib.Path(cfg.out), shard))
+    attempts += sample.attempts
+    time_budget_hits += sample.time_budget_hits
+    on_program(1)
+  table = pa.Table.from_pylist(records, schema=schema.SCHEMA)
+  # Rejection statistics travel with the shard (deterministic, so the content hash stays a function of the seed).
+  stats = {b"attempts": str(attempts).encode()}
+  if time_budget_hits:  # only then does the shard depend on the machine's speed: say so
+    stats[b"time_budget_hits"] = str(time_budget_hits).encode()
+  table = table.replace_schema_metadata({**(table.schema.metadata or {}), **stats})
+  write_table(table, shard_path(pathlib.Path(cfg.out), shard))
   return len(records)
+
+
+_progress = None  # a pool worker's queue to the parent (set by _init_worker); None in the parent
+
+
+def _init_worker(queue) -> None:
+  global _progress
+  _progress = queue
+
+
+def _report(count: int) -> None:
+  if _progress is not None:
+    _progress.put(count)
 
 
 def _shard_ok(path: pathlib.Path) -> bool:
@@ -66,18 +98,39 @@ def _shard_ok(path: pathlib.Path) -> bool:
 
 
 def _run_local(cfg: DatasetConfig, todo: list[int], bar) -> None:
-  if cfg.workers == 1:
+  workers = min(cfg.workers, os.cpu_count() or 1, len(todo))
+  if workers == 1:
     for shard in todo:
-      bar.update(generate_shard(cfg, shard))
+      generate_shard(cfg, shard, bar.update)
     return
   ctx = mp.get_context("spawn")  # no forked JAX state
-  with ctx.Pool(cfg.workers, maxtasksperchild=1) as pool:  # fresh state per shard
-    for count in pool.imap_unordered(_generate_shard_star, [(cfg, s) for s in todo]):
-      bar.update(count)
+  queue = ctx.SimpleQueue()  # workers -> parent: one item per program, so the bar moves per program
+  drain = threading.Thread(target=_drain, args=(queue, bar), daemon=True)
+  drain.start()
+  # A ProcessPoolExecutor, not multiprocessing.Pool: when a worker dies (killed,
+  # out of memory, a failed import) Pool silently loses its shard and waits
+  # forever; the executor raises BrokenProcessPool, reported as one line.
+  pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                                initargs=(queue,))
+  try:
+    for future in concurrent.futures.as_completed([pool.submit(generate_shard, cfg, s) for s in todo]):
+      future.result()
+  except BrokenProcessPool:
+    raise sampler.GenerationError("a generation worker died (killed or out of memory?); whole shards are kept: "
+                                  "run the same command again to finish") from None
+  except BaseException:  # Ctrl-C, SIGTERM, a worker's error: stop every worker now, not after its shard
+    for proc in list(getattr(pool, "_processes", {}).values()):  # Python 3.14: pool.terminate_workers()
+      proc.terminate()
+    raise
+  finally:
+    pool.shutdown(wait=True, cancel_futures=True)
+    queue.put(None)
+    drain.join()
 
 
-def _generate_shard_star(args):
-  return generate_shard(*args)
+def _drain(queue, bar) -> None:
+  while (count := queue.get()) is not None:
+    bar.update(count)
 
 
 def _run_ray(cfg: DatasetConfig, todo: list[int], bar) -> None:
@@ -95,10 +148,13 @@ def _dedupe_and_manifest(cfg: DatasetConfig, out: pathlib.Path, seconds: float) 
   counts = {s: 0 for s in schema.SPLITS}
   by_sops: dict[int, int] = {}
   digest = hashlib.sha256()
-  dropped = 0
+  dropped = attempts = time_budget_hits = 0
   for shard in range(cfg.num_shards):
     path = shard_path(out, shard)
     table = pq.read_table(path)
+    meta = table.schema.metadata or {}
+    attempts += int(meta.get(b"attempts", 0))
+    time_budget_hits += int(meta.get(b"time_budget_hits", 0))
     ids = table.column("id").to_pylist()
     keep = [i for i, pid in enumerate(ids) if pid not in seen]
     seen.update(ids)
@@ -115,6 +171,8 @@ def _dedupe_and_manifest(cfg: DatasetConfig, out: pathlib.Path, seconds: float) 
       "config": cfg.identity(),
       "num_programs": sum(counts.values()),
       "duplicates_dropped": dropped,
+      "candidates_per_program": round(attempts / max(1, cfg.n), 2),  # rejection sampling's cost
+      "time_budget_hits": time_budget_hits,
       "splits": counts,
       "by_n_sops": dict(sorted(by_sops.items())),
       "shards": [str(shard_path(out, s).relative_to(out)) for s in range(cfg.num_shards)],

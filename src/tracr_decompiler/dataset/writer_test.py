@@ -85,3 +85,40 @@ def test_ray_path_gives_the_same_dataset(reference, tmp_path):
   finally:
     ray.shutdown()
   assert got["content_hash"] == manifest["content_hash"]
+
+
+def _descendants(pid):
+  found, frontier = set(), {pid}
+  while frontier:
+    parents, frontier = frontier, set()
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+      try:
+        ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+      except (OSError, IndexError, ValueError):
+        continue
+      if ppid in parents and int(entry) not in found:
+        found.add(int(entry))
+        frontier.add(int(entry))
+  return found
+
+
+def test_a_dead_worker_is_reported_in_one_line_not_waited_for(tmp_path):
+  # multiprocessing.Pool lost a dead worker's shard and waited forever (seed 1's "stalled" shards).
+  out = tmp_path / "d"
+  proc = subprocess.Popen(_cli(out, n=400), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
+  try:
+    deadline, workers = time.time() + 120, set()
+    while time.time() < deadline and len(workers) < 2:
+      workers = {p for p in _descendants(proc.pid)
+                 if "spawn_main" in open(f"/proc/{p}/cmdline").read() and "tracker_fd" in open(f"/proc/{p}/cmdline").read()
+                 and "resource_tracker" not in open(f"/proc/{p}/cmdline").read()}
+      time.sleep(0.2)
+    time.sleep(3)  # let them start drawing
+    os.kill(min(workers), signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGKILL)
+  assert proc.returncode == 2, err
+  assert len(err.strip().splitlines()) == 1 and "worker died" in err, err

@@ -33,8 +33,11 @@ class GenerationConfig:
   max_mlp_hidden: int = setting(128, "reject models with wider MLPs")
   max_half_layers: int = setting(24, "reject deeper models (attention and MLP half-layers)")
   proposals_per_op: int = setting(8, "tries of one drawn op kind before drawing another kind")
-  max_attempts: int = setting(10_000, "programs drawn before giving up")
-  redraw_after: int = setting(200, "attempts at one program length before drawing the length again")
+  max_attempts: int = setting(10_000, "candidate programs drawn before giving up (settings that admit no program)")
+  refills: int = setting(3, "times a grown program with dangling SOps is pruned to the output's ancestors and regrown")
+  max_program_seconds: float = setting(60.0, "wall-clock budget of one program: past it a new length is drawn "
+                                       "(the one nondeterministic path; counted in Sample.time_budget_hits)")
+  redraw_after: int = setting(200, "attempts at one program length before drawing the length again (the attempt budget)")
   tracr_dynamic_checks: int = setting(4, "inputs run through tracr's own dynamic validation")
 
   def __post_init__(self):

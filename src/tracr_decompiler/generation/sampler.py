@@ -14,11 +14,14 @@ SOp, have too many values, or would be compiled wrong by tracr.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import time
 from typing import Callable, Optional
 
 import numpy as np
 
 from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
+from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.generation.config import GenerationConfig
 from tracr_decompiler.program import evaluate, ir, ops, registry, to_rasp
 from tracr_decompiler.program.evaluate import EvaluationError, Values
@@ -26,35 +29,48 @@ from tracr_decompiler.program.evaluate import EvaluationError, Values
 CATEGORICAL_KINDS = (registry.INT, registry.BOOL)
 
 
+class GenerationError(TracrDecompilerError, RuntimeError):
+  """No program could be drawn (settings that admit none), or a generation worker failed."""
+
+
 @dataclasses.dataclass
 class Sample:
   program: ir.Program  # canonical
   model: compiler.CompiledModel
   attempts: int  # candidate programs drawn to get this one
+  time_budget_hits: int = 0  # times cfg.max_program_seconds ran out and a new length was drawn
 
 
 @dataclasses.dataclass
 class _Var:
   name: str
   encoding: str
-  values: dict[int, Values]  # per input length
+  values: Values  # on the probe inputs, all lengths in one padded batch
+
+  def __post_init__(self):
+    # Facts the proposers filter by, computed once: a Select on an SOp holding
+    # None fails, and tracr has no None for numerical SOps, so drawing such
+    # arguments would only make candidates that are rejected. (Padding holds
+    # copies of real positions, so whole-array tests are exact.)
+    self.complete = not np.isnan(self.values.data).any()
+    self.binary = bool(np.isin(self.values.data, (0.0, 1.0)).all())
 
 
 class _Builder:
-  """Grows one program op by op over a fixed input set."""
+  """Grows one program op by op over a fixed input set (one padded batch: evaluate.padded_batch)."""
 
-  def __init__(self, cfg: GenerationConfig, rng: np.random.Generator, batches: dict[int, np.ndarray]):
-    self.cfg, self.rng, self.batches = cfg, rng, batches
+  def __init__(self, cfg: GenerationConfig, rng: np.random.Generator, probe: tuple[np.ndarray, np.ndarray]):
+    self.cfg, self.rng = cfg, rng
+    self.tokens, self.valid = probe
     self.lines: list[ir.Line] = []
-    self.vars: list[_Var] = []
-    inputs = {n: evaluate.input_values(b) for n, b in batches.items()}
-    for name in ir.INPUTS:
-      self.vars.append(_Var(name, "categorical", {n: env[name] for n, env in inputs.items()}))
+    self.vars = [_Var(name, "categorical", v)
+                 for name, v in evaluate.input_values(self.tokens, valid=self.valid).items()]
     self.consumed: set[str] = set()
     self.must_merge = False
+    self.names = 0  # lines ever added: new names never collide with kept ones after a prune
 
   def kind(self, var: _Var) -> str:
-    return next(iter(var.values.values())).kind
+    return var.values.kind
 
   def pick(self, candidates: list[_Var], exclude=()) -> Optional[_Var]:
     candidates = [v for v in candidates if v.name not in exclude]
@@ -91,7 +107,7 @@ class _Builder:
   def propose(self, kind: str) -> Optional[ir.Line]:
     """A candidate line of generator kind `kind` (a GenerationConfig.op_weights key), or None."""
     proposer = PROPOSERS.get(kind)
-    out = f"x{len(self.lines)}"
+    out = f"x{self.names}"
     return proposer(self, out) if proposer is not None else _propose_any(self, out, kind)
 
   def categorical(self) -> list[_Var]:
@@ -100,22 +116,23 @@ class _Builder:
   def numerical(self) -> list[_Var]:
     return [v for v in self.vars if v.encoding == "numerical"]
 
+  @staticmethod
+  def complete(candidates: list[_Var]) -> list[_Var]:
+    """Those that never hold None (tokens and indices always qualify)."""
+    return [v for v in candidates if v.complete]
+
   def choose(self, items: list):
     return items[self.rng.integers(len(items))]
-
-  def binary(self, var: _Var) -> bool:
-    return all(np.isin(v.data, (0.0, 1.0)).all() for v in var.values.values())
 
   def try_add(self, line: ir.Line) -> bool:
     env = {v.name: v for v in self.vars}
     if line.op == "map":  # write the first of any registry functions that agree on these values
       x = env[line.args[0]]
-      codes = np.unique(np.concatenate([v.data.ravel() for v in x.values.values()]))
+      codes = np.unique(x.values.data)
       seen = [evaluate.py_value(v, self.kind(x)) for v in codes[~np.isnan(codes)]]
       line = dataclasses.replace(line, fn=registry.canonical_alias(line.fn, seen, self.kind(x)))
     try:
-      values = {n: evaluate.eval_line(line, {a: env[a].values[n] for a in line.args})
-                for n in self.batches}
+      values = evaluate.eval_line(line, {a: env[a].values for a in line.args})
     except EvaluationError:
       return False
     if not self._acceptable(line, env, values):
@@ -123,31 +140,40 @@ class _Builder:
     self.lines.append(line)
     self.vars.append(_Var(line.out, line.encoding, values))
     self.consumed.update(line.args)
+    self.names += 1
     return True
 
-  def _acceptable(self, line: ir.Line, env, values: dict[int, Values]) -> bool:
-    flat = np.concatenate([v.data.ravel() for v in values.values()])
-    known = flat[~np.isnan(flat)]
-    distinct = np.unique(known)
-    if len(distinct) < 2 or np.isnan(flat).mean() > self.cfg.max_none_fraction:
+  def prune(self, keep: set[str]) -> None:
+    """Keeps only the lines named in `keep` (the output's ancestors), so growing can go on from them."""
+    self.lines = [line for line in self.lines if line.out in keep]
+    self.vars = [v for v in self.vars if v.name in ir.INPUTS or v.name in keep]
+    self.consumed = {a for line in self.lines for a in line.args}
+
+  def _acceptable(self, line: ir.Line, env: dict[str, _Var], values: Values) -> bool:
+    existing = values.data[self.valid]
+    none = np.isnan(existing)
+    distinct = np.unique(existing[~none])
+    if len(distinct) < 2 or none.mean() > self.cfg.max_none_fraction:
       return False
     if line.encoding == "categorical" and len(distinct) > self.cfg.max_values:
       return False
     if line.encoding == "numerical" and len(distinct) > self.cfg.max_numerical_values:
       return False
+    if line.encoding == "numerical" and none.any():
+      # tracr has no None for numerical SOps (its MLPs write 0 there): the
+      # compiled model would disagree, so reject now rather than after compiling.
+      return False
     for other in self.vars:  # a duplicate of an existing SOp adds nothing
-      if other.encoding == line.encoding and all(
-          np.array_equal(other.values[n].data, values[n].data, equal_nan=True) for n in values):
+      if other.encoding == line.encoding and np.array_equal(other.values.data, values.data, equal_nan=True):
         return False
     if line.op == "aggregate" and line.encoding == "categorical":
       # tracr averages one-hot vectors: only correct if every query selects one value.
-      for n, v in values.items():
-        sel = evaluate.selector(env[line.args[0]].values[n], env[line.args[1]].values[n], line.fn)
-        vals = np.broadcast_to(env[line.args[2]].values[n].data[:, None, :], sel.shape)
-        hi = np.where(sel, vals, -np.inf).max(-1)
-        lo = np.where(sel, vals, np.inf).min(-1)
-        if (sel.any(-1) & (hi != lo)).any():
-          return False
+      sel = evaluate.selector(env[line.args[0]].values, env[line.args[1]].values, line.fn)
+      vals = np.broadcast_to(env[line.args[2]].values.data[:, None, :], sel.shape)
+      hi = np.where(sel, vals, -np.inf).max(-1)
+      lo = np.where(sel, vals, np.inf).min(-1)
+      if (sel.any(-1) & (hi != lo) & self.valid).any():
+        return False
     return True
 
 
@@ -159,9 +185,9 @@ def _map_fns(b: _Builder, x: _Var) -> list:
 
 
 def _propose_map(b: _Builder, out: str) -> Optional[ir.Line]:
-  x = b.pick_from(b.vars)
-  fn = b.choose(_map_fns(b, x))
   enc = "numerical" if b.rng.random() < b.cfg.numerical_map_fraction else "categorical"
+  x = b.pick_from(b.vars if enc == "categorical" else b.complete(b.vars))
+  fn = b.choose(_map_fns(b, x))
   return ir.Line("map", enc, fn.name, (x.name,), out)
 
 
@@ -180,7 +206,7 @@ def _propose_linear_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
   x = b.pick(num)
   y = b.pick(num, exclude=(x.name,)) if x is not None else None
   if x is None or y is None:  # make a numerical SOp first; it can be combined later
-    x = b.pick_from(b.vars)
+    x = b.pick_from(b.complete(b.vars))
     return ir.Line("map", "numerical", b.choose(_map_fns(b, x)).name, (x.name,), out)
   w = b.choose(list(registry.LINEAR_WEIGHTS))
   return ir.Line("linear_sequence_map", "numerical", w.name, (x.name, y.name), out)
@@ -188,7 +214,7 @@ def _propose_linear_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
 
 def _selection(b: _Builder) -> tuple[_Var, _Var, str]:
   """Keys, queries and a comparison for a Select (FALSE selects nothing, so it is never drawn)."""
-  cat = b.categorical()
+  cat = b.complete(b.categorical())
   keys, queries = b.pick_from(cat), b.pick_from(cat)
   return keys, queries, b.choose([c for c in registry.COMPARISONS if c != "FALSE"])
 
@@ -200,9 +226,9 @@ def _propose_selector_width(b: _Builder, out: str) -> Optional[ir.Line]:
 
 def _propose_numerical_aggregate(b: _Builder, out: str) -> Optional[ir.Line]:
   keys, queries, cmp = _selection(b)
-  vals = b.pick([v for v in b.numerical() if b.binary(v)])
+  vals = b.pick([v for v in b.numerical() if v.binary])
   if vals is None:  # make a 0/1 SOp first; it can be aggregated later
-    x = b.pick_from(b.categorical())
+    x = b.pick_from(b.complete(b.categorical()))
     preds = [f for f in registry.MAP_FUNCTIONS if b.kind(x) in f.accepts and f.threshold]
     if not preds:
       return None
@@ -241,27 +267,37 @@ def _propose_any(b: _Builder, out: str, kind: str) -> Optional[ir.Line]:
                  tuple(a.name for a in args), out)
 
 
-def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_probe: int = 400):
-  """(probe batches for drawing ops, batches of the checked inputs: compiling/inputs.py's one policy)."""
+@functools.lru_cache(maxsize=8)
+def _checked_inputs(vocab: tuple, max_seq_len: int, seed: int) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+  # Exhaustive sets (seed 0) are the same for every program: built once per process (never mutated).
+  inputs = inputs_lib.input_set(vocab, max_seq_len, seed).inputs
+  return (inputs, *evaluate.padded_batch(inputs))
+
+
+Batch = tuple[np.ndarray, np.ndarray]  # evaluate.padded_batch: (tokens [N, L], valid [N, L])
+
+
+def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_probe: int = 400) -> tuple[Batch, Batch]:
+  """(probe inputs for drawing ops, the checked inputs: compiling/inputs.py's one policy), as padded batches."""
   exhaustive = inputs_lib.input_count(len(settings.vocab), settings.max_seq_len) <= inputs_lib.MAX_EXHAUSTIVE
   seed = 0 if exhaustive else int(rng.integers(2**31))  # not exhaustive: each program gets its own sample
-  everything = inputs_lib.input_set(settings.vocab, settings.max_seq_len, seed).inputs
+  everything, tokens, valid = _checked_inputs(tuple(settings.vocab), settings.max_seq_len, seed)
   short = [s for s in everything if len(s) <= 2]
   probe = short + [everything[i] for i in rng.choice(len(everything), size=min(n_probe, len(everything)), replace=False)]
-  return evaluate.length_batches(probe), evaluate.length_batches(everything)
+  return evaluate.padded_batch(probe), (tokens, valid)
 
 
-def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
-                   blocklist: frozenset[str] = frozenset()) -> Sample:
-  """Draws programs until one passes every check (see module docstring)."""
-  from tracr_decompiler.program import source
-  probe, batches = _input_sets(cfg.settings, rng)
-  n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))  # fixed, so long programs keep their share
-  for attempt in range(1, cfg.max_attempts + 1):
-    if attempt % cfg.redraw_after == 0:  # some random draws admit almost no valid program: start over
-      n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))
-    builder = _Builder(cfg, rng, probe)
-    for _ in range(n_ops * 3):
+def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: Batch, n_ops: int) -> Optional[ir.Program]:
+  """One candidate program of n_ops lines in which every SOp reaches the output, or None.
+
+  Lines are drawn one at a time. When they run out with SOps left dangling,
+  the program is pruned to the last line's ancestors and grown again on top of
+  them (up to cfg.refills times) instead of being thrown away: throwing it away
+  was 84 % of all attempts.
+  """
+  builder = _Builder(cfg, rng, probe)
+  for _ in range(cfg.refills + 1):
+    for _ in range(3 * (n_ops - len(builder.lines))):
       if len(builder.lines) == n_ops:
         break
       builder.plan(n_ops)
@@ -271,17 +307,58 @@ def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
         if line is not None and builder.try_add(line):
           break
     if len(builder.lines) != n_ops:
-      continue
+      return None
     program = ir.Program(tuple(builder.lines))
-    if len(program.used()) != n_ops:  # every SOp must reach the output
+    if len(program.used()) == n_ops:
+      return program
+    builder.prune(program.used())
+  return None
+
+
+def _outputs(program: ir.Program, batch: Batch) -> Optional[np.ndarray]:
+  try:
+    return evaluate.evaluate_batch(program, batch[0], valid=batch[1]).data
+  except EvaluationError:
+    return None
+
+
+def _longest(batch: Batch, k: int) -> list[tuple[int, ...]]:
+  """The last input of each of the k longest lengths (for tracr's dynamic validation)."""
+  tokens, valid = batch
+  lengths = valid.sum(1)
+  rows = [int(np.flatnonzero(lengths == n)[-1]) for n in sorted(set(lengths.tolist()))[-k:]]
+  return [tuple(int(t) for t in tokens[r, :lengths[r]]) for r in rows]
+
+
+def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
+                   blocklist: frozenset[str] = frozenset()) -> Sample:
+  """Draws programs until one passes every check (see module docstring).
+
+  Checks run cheapest first: RASP on the probe inputs while the program grows,
+  then compile and the compiled model on the probe inputs (which catches
+  tracr's miscompiles in practice), and only then RASP and the compiled model
+  on every checked input and tracr's own validation.
+  After cfg.redraw_after candidates, or cfg.max_program_seconds, a new length
+  is drawn (the attempt and time budgets), so no one draw can stall a shard;
+  settings that admit no program at all fail after cfg.max_attempts.
+  """
+  from tracr_decompiler.program import source
+  probe, batches = _input_sets(cfg.settings, rng)
+  n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))  # fixed, so long programs keep their share
+  deadline, time_budget_hits = time.monotonic() + cfg.max_program_seconds, 0
+  for attempt in range(1, cfg.max_attempts + 1):
+    out_of_time = time.monotonic() > deadline
+    if attempt % cfg.redraw_after == 0 or out_of_time:  # some draws admit almost no valid program: start over
+      n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))
+      if out_of_time:
+        deadline, time_budget_hits = time.monotonic() + cfg.max_program_seconds, time_budget_hits + 1
+    program = _grow(cfg, rng, probe, n_ops)
+    if program is None:
       continue
     program = ir.canonicalize(program)
-    try:  # on every input now: the probe inputs may have missed a failing one
-      expected = {n: evaluate.evaluate_batch(program, b).data for n, b in batches.items()}
-    except EvaluationError:
-      continue
-    if all(np.array_equal(expected[n], batches[n]) for n in batches):  # the identity
-      continue
+    probe_expected = _outputs(program, probe)
+    if probe_expected is None or np.array_equal(probe_expected, probe[0]):
+      continue  # fails on a probe input, or is the identity (padding copies real positions: exact)
     if source.to_source(program) in blocklist:
       continue
     try:
@@ -291,10 +368,13 @@ def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
     if model.num_layers * 2 > cfg.max_half_layers or max(
         p["w"].shape[1] for k, p in model.params.items() if k.endswith("linear_1")) > cfg.max_mlp_hidden:
       continue
-    if not checking.compiled_matches_batches(model, batches, expected):
+    if not checking.compiled_matches_padded(model, *probe, probe_expected):
+      continue
+    expected = _outputs(program, batches)  # on every input now: the probe inputs may have missed a failing one
+    if expected is None or not checking.compiled_matches_padded(model, *batches, expected):
       continue
     if cfg.tracr_dynamic_checks and checking.dynamic_reasons(
-        to_rasp.to_rasp(program), [tuple(int(t) for t in b[-1]) for b in list(batches.values())[-cfg.tracr_dynamic_checks:]]):
+        to_rasp.to_rasp(program), _longest(batches, cfg.tracr_dynamic_checks)):
       continue
-    return Sample(program, model, attempt)
-  raise RuntimeError(f"no valid program in {cfg.max_attempts} attempts; loosen the settings")
+    return Sample(program, model, attempt, time_budget_hits)
+  raise GenerationError(f"no valid program in {cfg.max_attempts} attempts; loosen the settings")

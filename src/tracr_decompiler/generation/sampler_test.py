@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tracr_decompiler.compiling import checking
+from tracr_decompiler.compiling.compiler import CompileSettings
 from tracr_decompiler.generation import heldout, sampler
 from tracr_decompiler.generation.config import GenerationConfig
 from tracr_decompiler.program import evaluate, source
@@ -62,3 +63,24 @@ def test_impossible_settings_are_rejected():
     GenerationConfig(min_sops=5, max_sops=2)
   with pytest.raises(ValueError):
     GenerationConfig(op_weights={"teleport": 1.0})
+
+
+def test_settings_that_admit_no_program_fail_with_one_clear_error():
+  # One token and length 1: every SOp is constant, so no candidate is ever valid.
+  cfg = GenerationConfig(settings=CompileSettings(vocab=(0,), max_seq_len=1), max_attempts=30, redraw_after=7)
+  with pytest.raises(sampler.GenerationError, match="no valid program in 30 attempts"):
+    sampler.sample_program(cfg, np.random.default_rng(0))
+
+
+def test_time_budget_draws_a_new_length_instead_of_stalling():
+  cfg = GenerationConfig(max_program_seconds=0.0, max_sops=4)  # every attempt is over time
+  sample = sampler.sample_program(cfg, np.random.default_rng(0))
+  assert sample.time_budget_hits == sample.attempts  # every attempt found its time spent and redrew
+  assert len(sample.program.used()) == len(sample.program)
+
+
+def test_refills_keep_the_length_distribution_and_cut_rejections():
+  rng = np.random.default_rng(4)
+  samples = [sampler.sample_program(GenerationConfig(), rng) for _ in range(30)]
+  assert np.mean([s.attempts for s in samples]) < 8  # it was ~16 when dangling SOps meant a new attempt
+  assert len({len(s.program) for s in samples}) >= 5

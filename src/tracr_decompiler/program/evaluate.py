@@ -17,14 +17,15 @@ import itertools
 
 import numpy as np
 
-from tracr_decompiler.program import ir, ops, registry
+from tracr_decompiler.program import ir, ops, registry, values
 # The value primitives live in values.py; these names are part of this module's API.
 from tracr_decompiler.program.values import (EvaluationError, Values, is_number, py_value, selector,
                                              value_key)
 
 __all__ = ["EvaluationError", "Values", "is_number", "py_value", "selector", "value_key", "all_inputs",
            "eval_line", "input_values", "evaluate_batch", "evaluate", "token_labels",
-           "same_value", "same_outputs", "with_canonical_aliases", "group_by_length", "length_batches"]
+           "same_value", "same_outputs", "with_canonical_aliases", "group_by_length", "length_batches",
+           "padded_batch"]
 
 
 def all_inputs(vocab, max_seq_len: int, min_len: int = 1) -> list[tuple]:
@@ -38,23 +39,39 @@ def eval_line(line: ir.Line, env: dict[str, Values], causal: bool = False) -> Va
   return ops.evaluate_line(line, [env[x] for x in line.args], causal)
 
 
-def input_values(tokens: np.ndarray, labels: tuple | None = None) -> dict[str, Values]:
-  """Values of `tokens` and `indices` on a batch [N, L] of equal-length inputs."""
+def input_values(tokens: np.ndarray, labels: tuple | None = None,
+                 valid: np.ndarray | None = None) -> dict[str, Values]:
+  """Values of `tokens` and `indices` on a batch [N, L] of equal-length inputs (or padded: `valid`)."""
   n, length = tokens.shape
   indices = np.broadcast_to(np.arange(length, dtype=float), (n, length)).copy()
-  return {"tokens": Values(tokens.astype(float), registry.INT, labels), "indices": Values(indices, registry.INT)}
+  return {"tokens": values.padded(Values(tokens.astype(float), registry.INT, labels), valid),
+          "indices": values.padded(Values(indices, registry.INT), valid)}
+
+
+def padded_batch(inputs: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+  """Numeric inputs of any lengths as one batch: (tokens [N, max length] floats, valid [N, max length] bool).
+
+  Programs evaluate on it in one pass instead of one per length (pass `valid`
+  to evaluate_batch); padding positions are not outputs.
+  """
+  width = max(len(seq) for seq in inputs)
+  valid = np.arange(width)[None, :] < np.array([len(seq) for seq in inputs])[:, None]
+  tokens = np.zeros((len(inputs), width))
+  tokens[valid] = np.fromiter((t for seq in inputs for t in seq), dtype=float)
+  return np.where(valid, tokens, tokens[:, :1]), valid  # padding: a token that occurs (values.padded's rule)
 
 
 def evaluate_batch(program: ir.Program, tokens: np.ndarray, all_lines: bool = False, *,
-                   labels: tuple | None = None, causal: bool = False):
+                   labels: tuple | None = None, causal: bool = False, valid: np.ndarray | None = None):
   """Evaluates on a batch of equal-length inputs [N, L].
 
   tokens: the token values (numeric vocab), or codes into `labels` (any vocab).
   causal: evaluate as a causally masked model computes (selectors see keys <= query).
+  valid: for a padded batch of several lengths (padded_batch), the positions that exist.
   Returns the output Values, or every line's Values (dict) with all_lines=True.
   Raises EvaluationError where tracr's evaluator would raise.
   """
-  env = input_values(tokens, labels)
+  env = input_values(tokens, labels, valid)
   for line in program.lines:
     env[line.out] = eval_line(line, env, causal)
   return env if all_lines else env[program.output.out]

@@ -196,5 +196,5 @@ def spec(kind: str) -> OpSpec:
 
 
 def evaluate_line(line: "Line", args: list[Values], causal: bool = False) -> Values:
-  return SPECS[line.op].evaluate(line, args, causal)
+  return values.padded(SPECS[line.op].evaluate(line, args, causal), args[0].valid)
 

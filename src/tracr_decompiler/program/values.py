@@ -33,6 +33,17 @@ class Values:
   data: np.ndarray  # [N, L] float, NaN = None; codes into `labels` when labels is set
   kind: str  # registry.INT / BOOL / NUM
   labels: tuple | None = None  # the real values when they are not numbers
+  # [N, L] bool, set when inputs of several lengths are padded into one batch:
+  # the positions that exist. Padding holds a copy of position 0's value (see
+  # `padded`), so functions there only ever see values that really occur.
+  valid: np.ndarray | None = None
+
+
+def padded(values: Values, valid: np.ndarray | None) -> Values:
+  """values with `valid` set and every padding position holding its row's position-0 value."""
+  if valid is None:
+    return values
+  return dataclasses.replace(values, data=np.where(valid, values.data, values.data[:, :1]), valid=valid)
 
 
 def is_number(v) -> bool:
@@ -109,7 +120,9 @@ def apply(fn, columns: list[Values], encoding: str) -> Values:
 
 
 def selector(keys: Values, queries: Values, comparison: str, causal: bool = False) -> np.ndarray:
-  if np.isnan(keys.data).any() or np.isnan(queries.data).any():
+  valid = keys.valid
+  existing = (lambda a: a) if valid is None else (lambda a: a[valid])
+  if np.isnan(existing(keys.data)).any() or np.isnan(existing(queries.data)).any():
     raise EvaluationError("Select on an SOp that holds None")
   # selector[n, q, k] = predicate(key[n, k], query[n, q])
   if keys.labels is None and queries.labels is None:
@@ -119,6 +132,8 @@ def selector(keys: Values, queries: Values, comparison: str, causal: bool = Fals
   if causal:  # a causal model's query sees only keys at or before it
     length = sel.shape[-1]
     sel = sel & np.tril(np.ones((length, length), dtype=bool))
+  if valid is not None:  # padding keys do not exist
+    sel = sel & valid[:, None, :]
   return sel
 
 
@@ -143,7 +158,8 @@ def aggregate(selector: np.ndarray, values: Values, encoding: str) -> Values:
   count = selector.sum(-1)  # [N, Lq]
   vals = np.broadcast_to(values.data[:, None, :], selector.shape)
   picked_nan = (selector & np.isnan(vals)).any(-1)
-  if (picked_nan & (count > 1)).any():
+  exists = values.valid if values.valid is not None else True  # padding queries do not exist
+  if (picked_nan & (count > 1) & exists).any():
     raise EvaluationError("Aggregate averages over None")
   total = np.where(selector, np.nan_to_num(vals), 0.0).sum(-1)
   with np.errstate(invalid="ignore", divide="ignore"):
@@ -153,7 +169,7 @@ def aggregate(selector: np.ndarray, values: Values, encoding: str) -> Values:
   out = np.where(count == 0, default, mean)
   kind = registry.NUM if encoding == "numerical" else values.kind
   if values.labels is not None:
-    if not np.all(np.isnan(out) | (out == np.round(out))):
+    if not np.all(np.isnan(out) | (out == np.round(out)) | ~exists):
       raise EvaluationError("categorical Aggregate over different values")
     return Values(out, kind, values.labels)
   return Values(out, kind)

@@ -1,0 +1,40 @@
+"""Padded batches (all lengths in one array) evaluate exactly as one batch per length."""
+
+import numpy as np
+import pytest
+
+from tracr_decompiler.generation import sampler
+from tracr_decompiler.generation.config import GenerationConfig
+from tracr_decompiler.program import evaluate
+
+
+@pytest.fixture(scope="module")
+def programs():
+  rng = np.random.default_rng(5)
+  return [sampler.sample_program(GenerationConfig(), rng).program for _ in range(25)]
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_padded_batch_equals_one_batch_per_length(programs, causal):
+  inputs = evaluate.all_inputs(range(5), 4)
+  tokens, valid = evaluate.padded_batch(inputs)
+  lengths = valid.sum(1)
+  compared = 0
+  for program in programs:
+    try:
+      per_length = {n: evaluate.evaluate_batch(program, b, causal=causal).data
+                    for n, b in evaluate.length_batches(inputs).items()}
+    except evaluate.EvaluationError:
+      with pytest.raises(evaluate.EvaluationError):  # the padded batch fails where the real inputs do
+        evaluate.evaluate_batch(program, tokens, causal=causal, valid=valid)
+      continue
+    padded = evaluate.evaluate_batch(program, tokens, causal=causal, valid=valid).data
+    for n, want in per_length.items():
+      np.testing.assert_array_equal(padded[lengths == n][:, :n], want)
+    compared += 1
+  assert compared >= 20
+
+
+def test_padding_holds_a_real_value_so_functions_never_see_new_ones():
+  tokens, valid = evaluate.padded_batch([(3,), (1, 2)])
+  assert tokens.tolist() == [[3, 3], [1, 2]] and valid.tolist() == [[True, False], [True, True]]
