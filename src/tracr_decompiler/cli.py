@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import math
 import os
 import signal
@@ -447,6 +448,18 @@ def _raise_stopped(signum: int, frame) -> None:
 
 
 def main(argv=None) -> int:
+  """Runs one command and returns its exit status; `argv` None means sys.argv, and that this process is ours."""
+  try:
+    return _main(argv)
+  finally:
+    if argv is None:
+      # The process ends next, and its shutdown collections would trace every object still alive (~200k
+      # once torch is imported): 0.4 s of a 1.5 s `decompile`. Frozen objects are skipped; files are
+      # closed by now, and the memory goes back with the process. Not for an in-process caller (tests).
+      gc.freeze()
+
+
+def _main(argv) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   # SIGTERM and SIGHUP unwind like Ctrl-C: `with Pool` terminates the workers, temp files are removed,

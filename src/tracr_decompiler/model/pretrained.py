@@ -19,7 +19,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tracr_decompiler import files
-from tracr_decompiler.dataset import schema
 from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.errors import FileError
 from tracr_decompiler.model.config import ModelConfig
@@ -33,6 +32,7 @@ class CheckpointError(FileError):
 
 
 def _config_json(model_cfg: ModelConfig) -> dict:
+  from tracr_decompiler.dataset import schema  # imports pyarrow, which loading (decompile) never needs
   return {"model_config": model_cfg.to_json(), "schema_version": schema.SCHEMA_VERSION,
           "vocab": {"ops": list(programs.OPS), "encodings": list(programs.ENCODINGS), "fns": list(programs.FNS),
                     "ar": list(programs.AR_VOCAB)}}
