@@ -9,8 +9,9 @@ These commands do almost no work, so their time is start-up: imports, and the
 interpreter's exit. With `--base REV`, the same commands also run from a git
 worktree of REV (as benchmarks/behaviour_unchanged.py checks one out); the two
 trees alternate run by run, so a busy machine slows both alike. Prints JSON:
-medians per command and tree, the ratio current/base, and whether both trees
-printed the same output (decompile's own seconds masked).
+medians per command and tree, the ratio current/base, whether both trees
+printed the same output (decompile's own seconds masked), and `import torch`
+alone, the floor for `decompile`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -52,13 +53,18 @@ def commands(model: str) -> dict[str, list[str]]:
   }
 
 
-def _cli(src: pathlib.Path, args: list[str]) -> tuple[float, float, str]:
+# The floor for `decompile`: the neural model needs torch, whose import alone this is (with the CLI's
+# frozen-heap exit, so the two compare).
+TORCH_ONLY = ["-c", "import gc, torch; gc.freeze()"]
+
+
+def _cli(src: pathlib.Path, args: list[str], python_args: list[str] | None = None) -> tuple[float, float, str]:
   """(wall seconds, child CPU seconds, stdout) of one fresh CLI process run from `src`."""
   env = {**os.environ, "PYTHONPATH": str(src)}
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
   start = time.perf_counter()
-  done = subprocess.run([sys.executable, "-m", "tracr_decompiler.cli", *args], env=env, capture_output=True,
-                        text=True)
+  done = subprocess.run([sys.executable, *(python_args or ["-m", "tracr_decompiler.cli", *args])], env=env,
+                        capture_output=True, text=True)
   wall = time.perf_counter() - start
   after = resource.getrusage(resource.RUSAGE_CHILDREN)
   if done.returncode != 0:
@@ -92,13 +98,16 @@ def measure(trees: dict[str, pathlib.Path], model: str, runs: int) -> dict:
         walls[tree].append(wall)
         cpus[tree].append(cpu)
         outputs[tree] = out
-    row = {tree: {"wall_s": round(statistics.median(walls[tree]), 3), "cpu_s": round(statistics.median(cpus[tree]), 3)}
+    row: dict[str, Any] = {tree: {"wall_s": round(statistics.median(walls[tree]), 3), "cpu_s": round(statistics.median(cpus[tree]), 3)}
            for tree in trees}
     if "base" in trees:
       row["ratio_wall"] = round(row["current"]["wall_s"] / row["base"]["wall_s"], 3)
       row["ratio_cpu"] = round(row["current"]["cpu_s"] / row["base"]["cpu_s"], 3)
       row["same_output"] = outputs["base"] == outputs["current"]
     result[name] = row
+  floor = [_cli(trees["current"], [], TORCH_ONLY) for _ in range(runs)]
+  result["import torch (floor)"] = {"wall_s": round(statistics.median(w for w, _, _ in floor), 3),
+                                    "cpu_s": round(statistics.median(c for _, c, _ in floor), 3)}
   return result
 
 
