@@ -449,6 +449,11 @@ def _raise_stopped(signum: int, frame) -> None:
 
 def main(argv=None) -> int:
   """Runs one command and returns its exit status; `argv` None means sys.argv, and that this process is ours."""
+  if argv is None:
+    # Only in a process that is ours (the console script, `-m`): tracr's compiler
+    # passes without JAX. A library import leaves tracr's packages as tracr made them.
+    from tracr_decompiler.compiling import tracr_passes
+    tracr_passes.defer_init()
   try:
     return _main(argv)
   finally:

@@ -22,8 +22,9 @@ JAX = ("jax", "haiku", "chex", "tracr.compiler.assemble")
 CHILD = r"""
 import json, sys
 from tracr_decompiler import cli
+sys.argv = ["tracr-decompiler", *sys.argv[1:]]
 try:
-  code = cli.main(sys.argv[1:])
+  code = cli.main()  # argv None: the process is ours, as for the console script
 except SystemExit as e:  # --help
   code = e.code
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
@@ -61,12 +62,15 @@ def test_command_never_imports_jax(args, files):
 
 def test_help_imports_neither_torch_nor_tracr():
   imported = _imports("--help")
-  assert not {m for m in imported if m.split(".")[0] in ("torch", "tracr", "numpy")}
+  assert not {m for m in imported if m.split(".")[0] in ("torch", "numpy")}
+  assert {m for m in imported if m.split(".")[0] == "tracr"} <= {"tracr", "tracr.compiler"}  # empty / deferred
 
 
 DEFERRED = r"""
 import json, sys
-from tracr_decompiler.compiling import compiler, tracr_passes
+from tracr_decompiler.compiling import tracr_passes
+tracr_passes.defer_init()  # what the CLI does in its own process
+from tracr_decompiler.compiling import compiler
 from tracr.compiler import basis_inference, nodes  # passes: imported alone
 out = {"jax_after_passes": "jax" in sys.modules, "deferred_after_passes": tracr_passes.init_deferred()}
 import tracr.compiler
@@ -91,3 +95,12 @@ def test_tracr_compiler_init_runs_on_first_use_of_its_own_names():
   assert json.loads(done.stdout) == {
       "jax_after_passes": False, "deferred_after_passes": True, "jax_after_compiling": True,
       "same_function": True, "deferred_after_init": False, "same_module": True, "missing": "AttributeError"}
+
+
+def test_importing_the_library_leaves_tracr_as_tracr_made_it():
+  # Deferring tracr.compiler's __init__ is the CLI's choice for its own process, never a library side effect.
+  code = ("import sys; from tracr_decompiler.compiling import compiler; "
+          "print('jax' in sys.modules, 'compile_rasp_to_model' in vars(sys.modules['tracr.compiler']))")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.split() == ["True", "True"]
