@@ -8,9 +8,11 @@ approximation range), so every sample is run both ways before it is kept.
 from __future__ import annotations
 
 import numpy as np
+
 from tracr_decompiler.compiling import forward
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.program import evaluate
+from tracr_decompiler.program.values import Values
 
 
 def compiled_matches(model: CompiledModel, inputs: list[tuple], expected: list[list],
@@ -29,11 +31,25 @@ def compiled_matches_batches(model: CompiledModel, batches: dict[int, np.ndarray
   return got is not None and all(same_arrays(got[n], expected[n], tol) for n in batches)
 
 
-def compiled_matches_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray,
-                            expected: np.ndarray, tol: float = 1e-3) -> bool:
-  """`compiled_matches_batches` on one padded batch of several lengths (evaluate.padded_batch)."""
-  got = forward.run_padded(model, tokens, valid)
-  return got is not None and same_arrays(got[valid], expected[valid], tol)
+def compiled_matches_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray, expected: Values,
+                            labels: tuple | None = None, tol: float = 1e-3) -> bool:
+  """The compiled model computes `expected` (RASP evaluation) on one padded batch (evaluate.padded_batch).
+
+  Any vocabulary: tokens are codes into `labels` when given; categorical
+  outputs are compared in `expected`'s encoding (its codes when it has labels).
+  """
+  got = forward.run_padded(model, tokens, valid, labels)
+  if model.categorical_output:  # output index -> expected's float encoding; inf never matches
+    table = np.array([_encode(v, expected.labels) for v in model.output_values] + [np.nan])
+    got = table[np.where(np.isnan(got), len(model.output_values), got).astype(int)]
+  return same_arrays(got[valid], expected.data[valid], tol)
+
+
+def _encode(value, labels: tuple | None) -> float:
+  if labels is not None:
+    codes = {evaluate.value_key(v): i for i, v in enumerate(labels)}
+    return float(codes.get(evaluate.value_key(value), np.inf))
+  return float(value) if evaluate.is_number(value) or isinstance(value, (bool, np.bool_)) else np.inf
 
 
 def same_arrays(got: np.ndarray, want: np.ndarray, tol: float = 1e-3) -> bool:

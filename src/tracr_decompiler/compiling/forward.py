@@ -159,27 +159,28 @@ def run(model: CompiledModel, inputs: list[tuple]) -> list[list]:
   return outputs
 
 
-def run_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
-  """`run_arrays` for one padded batch of several lengths (evaluate.padded_batch): [N, L] floats.
+def run_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray,
+               labels: tuple | None = None) -> np.ndarray:
+  """The model on one padded batch of several lengths (evaluate.padded_batch): [N, L] floats.
 
-  Padding positions are NaN. Returns None when tokens or output values are not numbers.
+  tokens: token values, or codes into `labels` (any vocabulary). Categorical
+  outputs are indices into model.output_values; NaN for None and at padding.
   """
-  try:
-    vocab = np.array(sorted(model.settings.vocab), dtype=float)
-    values = np.asarray(model.output_values, dtype=float) if model.categorical_output else None
-  except (TypeError, ValueError):
-    return None
+  codes, inverse = np.unique(tokens, return_inverse=True)
+  rows = np.array([model.input_encoding[labels[int(c)] if labels is not None else _number(c)] for c in codes])
   bos = model.input_encoding[model.settings.compiler_bos]
-  rows = np.array([model.input_encoding[v] for v in sorted(model.settings.vocab)])
-  tokens = np.where(valid, tokens, vocab[0])  # any real token: padding keys are masked
-  ids = np.concatenate([np.full((len(tokens), 1), bos), rows[np.searchsorted(vocab, tokens)]], axis=1)
+  ids = np.concatenate([np.full((len(tokens), 1), bos), rows[inverse.reshape(tokens.shape)]], axis=1)
   key_mask = np.concatenate([np.ones((len(tokens), 1), dtype=bool), valid], axis=1)
   res = residual_stream(model, ids, key_mask=key_mask)[:, 1:, model.output_dims]
-  if values is not None:  # a categorical output
-    out = np.where(res.max(-1) > 0.5, values[res.argmax(-1)], np.nan)
+  if model.categorical_output:
+    out = np.where(res.max(-1) > 0.5, res.argmax(-1), np.nan)
   else:
     out = res[..., 0].astype(float)
   return np.where(valid, out, np.nan)
+
+
+def _number(v: float):
+  return int(v) if float(v).is_integer() else float(v)  # the vocab's own key (3, not 3.0; same hash anyway)
 
 
 def run_arrays(model: CompiledModel, batches: dict[int, np.ndarray]) -> dict[int, np.ndarray] | None:

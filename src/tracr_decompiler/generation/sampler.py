@@ -22,6 +22,7 @@ import numpy as np
 
 from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
 from tracr_decompiler.errors import TracrDecompilerError
+from tracr_decompiler.generation import settings as settings_lib
 from tracr_decompiler.generation.config import GenerationConfig
 from tracr_decompiler.program import evaluate, ir, ops, registry, to_rasp
 from tracr_decompiler.program.evaluate import EvaluationError, Values
@@ -39,6 +40,7 @@ class Sample:
   model: compiler.CompiledModel
   attempts: int  # candidate programs drawn to get this one
   time_budget_hits: int = 0  # times cfg.max_program_seconds ran out and a new length was drawn
+  checked_inputs: int = 0  # inputs the compiled model was checked on (all of them when that is <= MAX_EXHAUSTIVE)
 
 
 @dataclasses.dataclass
@@ -59,12 +61,12 @@ class _Var:
 class _Builder:
   """Grows one program op by op over a fixed input set (one padded batch: evaluate.padded_batch)."""
 
-  def __init__(self, cfg: GenerationConfig, rng: np.random.Generator, probe: tuple[np.ndarray, np.ndarray]):
-    self.cfg, self.rng = cfg, rng
-    self.tokens, self.valid = probe
+  def __init__(self, cfg: GenerationConfig, rng: np.random.Generator, probe: "_Batch", causal: bool):
+    self.cfg, self.rng, self.causal = cfg, rng, causal
+    self.valid = probe.valid
     self.lines: list[ir.Line] = []
     self.vars = [_Var(name, "categorical", v)
-                 for name, v in evaluate.input_values(self.tokens, valid=self.valid).items()]
+                 for name, v in evaluate.input_values(probe.tokens, probe.labels, probe.valid).items()]
     self.consumed: set[str] = set()
     self.must_merge = False
     self.names = 0  # lines ever added: new names never collide with kept ones after a prune
@@ -126,13 +128,13 @@ class _Builder:
 
   def try_add(self, line: ir.Line) -> bool:
     env = {v.name: v for v in self.vars}
-    if line.op == "map":  # write the first of any registry functions that agree on these values
-      x = env[line.args[0]]
+    x = env[line.args[0]]
+    if line.op == "map" and x.values.labels is None:  # write the first registry function that agrees on these values
       codes = np.unique(x.values.data)
       seen = [evaluate.py_value(v, self.kind(x)) for v in codes[~np.isnan(codes)]]
       line = dataclasses.replace(line, fn=registry.canonical_alias(line.fn, seen, self.kind(x)))
     try:
-      values = evaluate.eval_line(line, {a: env[a].values for a in line.args})
+      values = evaluate.eval_line(line, {a: env[a].values for a in line.args}, self.causal)
     except EvaluationError:
       return False
     if not self._acceptable(line, env, values):
@@ -168,7 +170,7 @@ class _Builder:
         return False
     if line.op == "aggregate" and line.encoding == "categorical":
       # tracr averages one-hot vectors: only correct if every query selects one value.
-      sel = evaluate.selector(env[line.args[0]].values, env[line.args[1]].values, line.fn)
+      sel = evaluate.selector(env[line.args[0]].values, env[line.args[1]].values, line.fn, self.causal)
       vals = np.broadcast_to(env[line.args[2]].values.data[:, None, :], sel.shape)
       hi = np.where(sel, vals, -np.inf).max(-1)
       lo = np.where(sel, vals, np.inf).min(-1)
@@ -267,27 +269,41 @@ def _propose_any(b: _Builder, out: str, kind: str) -> Optional[ir.Line]:
                  tuple(a.name for a in args), out)
 
 
-@functools.lru_cache(maxsize=8)
-def _checked_inputs(vocab: tuple, max_seq_len: int, seed: int) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+@dataclasses.dataclass(frozen=True)
+class _Batch:
+  """Inputs of all lengths as one padded batch (evaluate.padded_batch)."""
+  tokens: np.ndarray  # [N, L] token values, or codes into `labels`
+  valid: np.ndarray  # [N, L] bool
+  labels: tuple | None  # the vocabulary's code table when it is not all numbers
+
+  @classmethod
+  def of(cls, inputs: list[tuple], labels: tuple | None) -> "_Batch":
+    return cls(*evaluate.padded_batch(inputs, labels), labels)
+
+  def __len__(self) -> int:
+    return len(self.tokens)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_inputs(vocab: tuple, max_seq_len: int, seed: int) -> tuple[list[tuple], _Batch]:
   # Exhaustive sets (seed 0) are the same for every program: built once per process (never mutated).
   inputs = inputs_lib.input_set(vocab, max_seq_len, seed).inputs
-  return (inputs, *evaluate.padded_batch(inputs))
+  return inputs, _Batch.of(inputs, evaluate.token_labels([vocab]))
 
 
-Batch = tuple[np.ndarray, np.ndarray]  # evaluate.padded_batch: (tokens [N, L], valid [N, L])
-
-
-def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator, n_probe: int = 400) -> tuple[Batch, Batch]:
-  """(probe inputs for drawing ops, the checked inputs: compiling/inputs.py's one policy), as padded batches."""
+def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator,
+                n_probe: int = 400) -> tuple[_Batch, _Batch]:
+  """(probe inputs for drawing ops, the checked inputs: compiling/inputs.py's one policy)."""
   exhaustive = inputs_lib.input_count(len(settings.vocab), settings.max_seq_len) <= inputs_lib.MAX_EXHAUSTIVE
   seed = 0 if exhaustive else int(rng.integers(2**31))  # not exhaustive: each program gets its own sample
-  everything, tokens, valid = _checked_inputs(tuple(settings.vocab), settings.max_seq_len, seed)
+  everything, checked = _checked_inputs(tuple(settings.vocab), settings.max_seq_len, seed)
   short = [s for s in everything if len(s) <= 2]
   probe = short + [everything[i] for i in rng.choice(len(everything), size=min(n_probe, len(everything)), replace=False)]
-  return evaluate.padded_batch(probe), (tokens, valid)
+  return _Batch.of(probe, checked.labels), checked
 
 
-def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: Batch, n_ops: int) -> Optional[ir.Program]:
+def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: _Batch, n_ops: int,
+          causal: bool) -> Optional[ir.Program]:
   """One candidate program of n_ops lines in which every SOp reaches the output, or None.
 
   Lines are drawn one at a time. When they run out with SOps left dangling,
@@ -295,7 +311,7 @@ def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: Batch, n_ops: 
   them (up to cfg.refills times) instead of being thrown away: throwing it away
   was 84 % of all attempts.
   """
-  builder = _Builder(cfg, rng, probe)
+  builder = _Builder(cfg, rng, probe, causal)
   for _ in range(cfg.refills + 1):
     for _ in range(3 * (n_ops - len(builder.lines))):
       if len(builder.lines) == n_ops:
@@ -315,19 +331,19 @@ def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: Batch, n_ops: 
   return None
 
 
-def _outputs(program: ir.Program, batch: Batch) -> Optional[np.ndarray]:
+def _outputs(program: ir.Program, batch: _Batch, causal: bool) -> Optional[Values]:
   try:
-    return evaluate.evaluate_batch(program, batch[0], valid=batch[1]).data
+    return evaluate.evaluate_batch(program, batch.tokens, labels=batch.labels, causal=causal, valid=batch.valid)
   except EvaluationError:
     return None
 
 
-def _longest(batch: Batch, k: int) -> list[tuple[int, ...]]:
+def _longest(batch: _Batch, k: int) -> list[tuple]:
   """The last input of each of the k longest lengths (for tracr's dynamic validation)."""
-  tokens, valid = batch
-  lengths = valid.sum(1)
+  lengths = batch.valid.sum(1)
   rows = [int(np.flatnonzero(lengths == n)[-1]) for n in sorted(set(lengths.tolist()))[-k:]]
-  return [tuple(int(t) for t in tokens[r, :lengths[r]]) for r in rows]
+  return [tuple(evaluate.py_value(t, registry.INT, batch.labels) for t in batch.tokens[r, :lengths[r]])
+          for r in rows]
 
 
 def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
@@ -343,7 +359,8 @@ def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
   settings that admit no program at all fail after cfg.max_attempts.
   """
   from tracr_decompiler.program import source
-  probe, batches = _input_sets(cfg.settings, rng)
+  settings = settings_lib.draw(rng) if cfg.mixed_settings else cfg.settings
+  probe, batches = _input_sets(settings, rng)
   n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))  # fixed, so long programs keep their share
   deadline, time_budget_hits = time.monotonic() + cfg.max_program_seconds, 0
   for attempt in range(1, cfg.max_attempts + 1):
@@ -352,29 +369,31 @@ def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
       n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))
       if out_of_time:
         deadline, time_budget_hits = time.monotonic() + cfg.max_program_seconds, time_budget_hits + 1
-    program = _grow(cfg, rng, probe, n_ops)
+    program = _grow(cfg, rng, probe, n_ops, settings.causal)
     if program is None:
       continue
     program = ir.canonicalize(program)
-    probe_expected = _outputs(program, probe)
-    if probe_expected is None or np.array_equal(probe_expected, probe[0]):
+    probe_expected = _outputs(program, probe, settings.causal)
+    if probe_expected is None or (probe_expected.labels == probe.labels
+                                  and np.array_equal(probe_expected.data, probe.tokens)):
       continue  # fails on a probe input, or is the identity (padding copies real positions: exact)
     if source.to_source(program) in blocklist:
       continue
     try:
-      model = compiler.compile_program(program, cfg.settings)
+      model = compiler.compile_program(program, settings)
     except compiler.CompileError:
       continue
     if model.num_layers * 2 > cfg.max_half_layers or max(
         p["w"].shape[1] for k, p in model.params.items() if k.endswith("linear_1")) > cfg.max_mlp_hidden:
       continue
-    if not checking.compiled_matches_padded(model, *probe, probe_expected):
+    if not checking.compiled_matches_padded(model, probe.tokens, probe.valid, probe_expected, probe.labels):
       continue
-    expected = _outputs(program, batches)  # on every input now: the probe inputs may have missed a failing one
-    if expected is None or not checking.compiled_matches_padded(model, *batches, expected):
+    expected = _outputs(program, batches, settings.causal)  # every checked input: the probe may have missed one
+    if expected is None or not checking.compiled_matches_padded(model, batches.tokens, batches.valid, expected,
+                                                                batches.labels):
       continue
     if cfg.tracr_dynamic_checks and checking.dynamic_reasons(
         to_rasp.to_rasp(program), _longest(batches, cfg.tracr_dynamic_checks)):
       continue
-    return Sample(program, model, attempt, time_budget_hits)
+    return Sample(program, model, attempt, time_budget_hits, len(batches))
   raise GenerationError(f"no valid program in {cfg.max_attempts} attempts; loosen the settings")

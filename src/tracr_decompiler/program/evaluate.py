@@ -48,16 +48,19 @@ def input_values(tokens: np.ndarray, labels: tuple | None = None,
           "indices": values.padded(Values(indices, registry.INT), valid)}
 
 
-def padded_batch(inputs: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
-  """Numeric inputs of any lengths as one batch: (tokens [N, max length] floats, valid [N, max length] bool).
+def padded_batch(inputs: list[tuple], labels: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Inputs of any lengths as one batch: (tokens [N, max length] floats, valid [N, max length] bool).
 
+  tokens: the token values, or codes into `labels` (token_labels) for any vocabulary.
   Programs evaluate on it in one pass instead of one per length (pass `valid`
   to evaluate_batch); padding positions are not outputs.
   """
   width = max(len(seq) for seq in inputs)
   valid = np.arange(width)[None, :] < np.array([len(seq) for seq in inputs])[:, None]
+  code = {value_key(t): i for i, t in enumerate(labels)} if labels is not None else None
+  flat = (t for seq in inputs for t in seq)
   tokens = np.zeros((len(inputs), width))
-  tokens[valid] = np.fromiter((t for seq in inputs for t in seq), dtype=float)
+  tokens[valid] = np.fromiter(flat if code is None else (code[value_key(t)] for t in flat), dtype=float)
   return np.where(valid, tokens, tokens[:, :1]), valid  # padding: a token that occurs (values.padded's rule)
 
 
