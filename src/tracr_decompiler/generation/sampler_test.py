@@ -84,3 +84,34 @@ def test_refills_keep_the_length_distribution_and_cut_rejections():
   samples = [sampler.sample_program(GenerationConfig(), rng) for _ in range(30)]
   assert np.mean([s.attempts for s in samples]) < 8  # it was ~16 when dangling SOps meant a new attempt
   assert len({len(s.program) for s in samples}) >= 5
+
+
+@pytest.mark.parametrize("settings", [
+    CompileSettings(vocab=("a", "b", "c"), max_seq_len=3, compiler_bos="BOS", compiler_pad="PAD"),
+    CompileSettings(vocab=(1, 4, 7), max_seq_len=4, causal=True, mlp_exactness=1000),
+    CompileSettings(vocab=(0, 1, "x"), max_seq_len=3, causal=True),
+], ids=["letters", "int-gaps-causal", "mixed-causal"])
+def test_other_settings_give_programs_that_plain_tracr_computes(settings):
+  # Through the user's door: each sample compiled by tracr's compile_rasp_to_model and run by its own forward.
+  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, tracr_model
+  cfg = GenerationConfig(settings=settings, max_sops=4)
+  rng = np.random.default_rng(3)
+  inputs = inputs_lib.input_set(settings.vocab, settings.max_seq_len)
+  for _ in range(3):
+    sample = sampler.sample_program(cfg, rng)
+    assert sample.model.settings == settings and sample.checked_inputs == len(inputs)
+    model = compiler.tracr_compile(sample.program, settings)
+    dims = tracr_model.from_tracr(model).output_dims
+    result = outputs.compare(outputs.tracr_outputs(model, inputs, dims), sample.program, inputs, settings.causal)
+    assert result.equal, result.describe()
+
+
+def test_mixed_settings_vary_per_program_and_travel_with_the_model():
+  from tracr_decompiler.generation import settings as settings_lib
+  cfg = GenerationConfig(mixed_settings=True, max_sops=3)
+  rng = np.random.default_rng(1)
+  drawn = [sampler.sample_program(cfg, rng).model.settings for _ in range(6)]
+  assert len({(s.vocab, s.max_seq_len) for s in drawn}) >= 4
+  for s in drawn:
+    assert settings_lib.VOCAB_SIZES[0] <= len(s.vocab) <= settings_lib.VOCAB_SIZES[1]
+    assert settings_lib.MAX_SEQ_LENS[0] <= s.max_seq_len <= settings_lib.MAX_SEQ_LENS[1]
