@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import multiprocessing as mp
+import os
 import pathlib
 from typing import Any
 
@@ -96,7 +97,7 @@ def save_examples(examples: list[Example], path: pathlib.Path) -> None:
   arrays["sizes"] = np.array([e.size for e in examples], np.int64)
   arrays["n_sops"] = np.array([e.n_sops for e in examples], np.int64)
   arrays["row_index"] = np.array([e.row_index for e in examples], np.int64)
-  tmp = path.with_name(path.name + ".tmp.npz")
+  tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # DDP ranks each write the same cache
   np.savez(tmp, allow_pickle=False, **arrays)  # numbers only; load_examples reads without pickle too
   tmp.replace(path)
 

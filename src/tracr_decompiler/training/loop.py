@@ -2,14 +2,20 @@
 
 Single process:   tracr-decompiler train --data data/main --out runs/main
 Several GPUs:     torchrun --standalone --nproc_per_node=4 -m tracr_decompiler.cli train --data ... --out ...
-DDP is detected from RANK; every rank trains on its own slice of each batch
-order, and only rank 0 validates, logs and saves. Killing the run (kill -9
-included) and rerunning the same command resumes from the last checkpoint,
-with the optimizer, the step and the data order.
+The same command runs on a CPU or a GPU (CUDA when torch sees one). DDP is
+detected from RANK; every rank trains on its own slice of each batch order,
+and only rank 0 validates, logs and saves. Killing the run (kill -9 included)
+and rerunning the same command resumes from the last checkpoint, with the
+optimizer, the step and the data order.
+
+train() is an entry point: it sets torch's CPU thread count for the run
+(TrainConfig.threads, or the fastest count timed on the first batch) and
+restores the caller's count when it returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -21,12 +27,14 @@ import time
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from tracr_decompiler.dataset import reader
 from tracr_decompiler.dataset.reader import DatasetError
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.model import decode, pretrained
+from tracr_decompiler.model.batch import Batch
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
 from tracr_decompiler.training import checkpoint, data
@@ -47,7 +55,80 @@ def _device() -> torch.device:
 
 
 def _to(batch, device):
-  return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+  if device.type == "cuda":  # pinned host memory lets the copy run while the GPU still computes the last step
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+  return batch
+
+
+def thread_candidates(cores: int) -> list[int]:
+  """The thread counts worth timing on `cores` cores: 1, 2, 4, ... and `cores` itself."""
+  counts = [1]
+  while counts[-1] * 2 < cores:
+    counts.append(counts[-1] * 2)
+  return counts + [cores] if cores > 1 else counts
+
+
+def pick_threads(step, candidates: list[int], repeats: int = 2) -> tuple[int, dict[int, float]]:
+  """The thread count under which `step()` runs fastest, and each count's best seconds.
+
+  More threads is not always faster: on this project's 2-core machine, busy
+  with other work, a step took 2 to 18 times longer with 2 threads than with 1
+  (each of a step's thousands of small ops waits for the slower thread), so
+  the count is timed rather than assumed. Counts
+  take turns (after one warm-up call) so that load from other processes
+  falls on all of them alike. Leaves torch at the chosen count.
+  """
+  step()
+  seconds = {n: math.inf for n in candidates}
+  for _ in range(repeats):
+    for n in candidates:
+      torch.set_num_threads(n)
+      t = time.perf_counter()
+      step()
+      seconds[n] = min(seconds[n], time.perf_counter() - t)
+  best = min(candidates, key=seconds.__getitem__)
+  torch.set_num_threads(best)
+  return best, seconds
+
+
+def _cores_per_rank() -> int:
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+  return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+
+
+def use_bf16(flag: bool | None, device: torch.device) -> bool:
+  """TrainConfig.bf16, or where unset: bf16 autocast where the device has bf16 kernels.
+
+  On this project's CPU (AVX512-BF16) a training step was 1.2-1.5x faster in
+  bf16 (benchmarks/training_throughput.py); CPUs without oneDNN's bf16 kernels
+  stay fp32.
+  """
+  if flag is not None:
+    return flag
+  if device.type == "cuda":
+    return torch.cuda.is_bf16_supported()
+  return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _losses(net, batch: Batch, mode: str, device: torch.device, bf16: bool) -> dict[str, torch.Tensor]:
+  """One training forward pass; on CPU with the plain ("math") attention kernel.
+
+  Our sequences are short (a few dozen nodes or tokens), and on CPU the flash
+  kernel's bf16 backward made a whole step 1.3x slower than the math kernel
+  (fp32: no difference). The choice is undone when the pass returns.
+  """
+  attention = sdpa_kernel(SDPBackend.MATH) if device.type == "cpu" else contextlib.nullcontext()
+  with attention, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    return net(batch, mode)
+
+
+def _timed_threads(model: Decompiler, batch: Batch, mode: str, bf16: bool) -> tuple[int, dict[int, float]]:
+  """pick_threads over this machine's cores, timing forward and backward of the run's first batch on CPU."""
+  def fwd_bwd():
+    with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift the run's random stream
+      _losses(model, batch, mode, torch.device("cpu"), bf16)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+  return pick_threads(fwd_bwd, thread_candidates(_cores_per_rank()))
 
 
 @torch.no_grad()
@@ -102,13 +183,27 @@ def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mo
 
 def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bool = True) -> dict:
   """Trains (or resumes) a run in cfg.out; returns the final validation metrics."""
+  threads = torch.get_num_threads()
+  try:
+    return _train(cfg, model_cfg, progress)
+  finally:
+    torch.set_num_threads(threads)  # the run's count was for the run
+
+
+def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
   ddp = "RANK" in os.environ
   rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-  if ddp:
-    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-  master = rank == 0
+  if cfg.batch_size < world:
+    raise ValueError(f"batch_size {cfg.batch_size} is smaller than the {world} ranks (each needs a program)")
   device = _device()
-  torch.set_num_threads(cfg.threads)
+  if ddp:
+    if device.type == "cuda":
+      torch.cuda.set_device(device)  # NCCL's communicator uses the current device: this rank's, not cuda:0
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+  master = rank == 0
+  if cfg.threads is not None:
+    torch.set_num_threads(cfg.threads)
+  bf16 = use_bf16(cfg.bf16, device)
   out = pathlib.Path(cfg.out)
   out.mkdir(parents=True, exist_ok=True)
 
@@ -138,40 +233,62 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bo
     checkpoint.load_weights(model, resume_from)
     checkpoint.load_optimizer(opt, resume_from)
     step = state["step"]
-  net = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
+  # Some parameters get no gradient in some steps (the AR decoder in nar mode, the flat slots in a graph run,
+  # heads whose targets a batch lacks); DDP must look for them, or it waits for their gradients forever.
+  net = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                   find_unused_parameters=True) if ddp else model)
 
-  rng = np.random.default_rng([cfg.seed, 1])  # data order is a function of (seed, epoch)
   per_epoch = max(1, len(train_ex) // cfg.batch_size)
+
+  def batch_at(step: int) -> Batch:
+    """This rank's slice of batch `step`: the order is a function of (seed, epoch) alone, so resume replays it."""
+    epoch, pos = divmod(step, per_epoch)
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ex))
+    idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size][rank::world]
+    return _to(data.collate([train_ex[i] for i in idx], model_cfg), device)
+
+  batch = batch_at(step)
+  if cfg.threads is None and device.type == "cpu":
+    threads, seconds = _timed_threads(model, batch, cfg.mode, bf16)  # unwrapped: no waiting on other ranks
+    if progress and master:
+      tqdm.write(f"torch threads: {threads} (seconds per step: "
+                 + ", ".join(f"{n} threads {s:.2f}" for n, s in seconds.items()) + f"); bf16: {bf16}")
   start, metrics = time.time(), {}
+  window, window_steps = time.time(), 0  # training throughput since the last validation, which it excludes
   bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and master))
   log_path = out / "metrics.csv"
   while step < cfg.steps:
-    epoch, pos = divmod(step, per_epoch)
-    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ex))
-    idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
-    idx = idx[rank::world]  # each rank its slice
-    batch = _to(data.collate([train_ex[i] for i in idx], model_cfg), device)
     for g in opt.param_groups:
       g["lr"] = lr_at(cfg, step)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-      losses = net(batch, cfg.mode)
+    losses = _losses(net, batch, cfg.mode, device, bf16)
     opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     opt.step()
     step += 1
+    window_steps += 1
+    if step < cfg.steps:  # on a GPU this runs while the step's kernels do: .item() below is the first wait
+      batch = batch_at(step)
+    loss = losses["loss"].item()
     bar.update()
-    bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+    bar.set_postfix(loss=f"{loss:.3f}")
     timed_out = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
+    if ddp:  # rank 0's clock decides, so that no rank leaves while the others wait for its gradients
+      flag = torch.tensor([float(timed_out)], device=device)
+      torch.distributed.broadcast(flag, 0)
+      timed_out = bool(flag.item())
     if master and (step % cfg.eval_every == 0 or step == cfg.steps or timed_out):
-      metrics = evaluate_batches(model, val_ex, device, cfg.mode, cfg.bf16, ar_limit=len(val_ex) // 5)
-      row = {"step": step, "lr": lr_at(cfg, step), "loss": losses["loss"].item(),
+      programs_per_s = window_steps * cfg.batch_size / (time.time() - window)
+      metrics = evaluate_batches(model, val_ex, device, cfg.mode, bf16, ar_limit=len(val_ex) // 5)
+      row = {"step": step, "lr": lr_at(cfg, step), "loss": loss,
              **{k: v.item() for k, v in losses.items() if k != "loss"}, **metrics,
-             "minutes": (time.time() - start) / 60 + (state or {}).get("minutes", 0.0)}
+             "minutes": (time.time() - start) / 60 + (state or {}).get("minutes", 0.0),
+             "programs_per_s": programs_per_s, "threads": torch.get_num_threads(), "bf16": int(bf16)}
       _append_csv(log_path, row)
       checkpoint.save(model, opt, model_cfg, out, step, row)
       _plot(log_path, out / "training.png")
       bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+      window, window_steps = time.time(), 0
     if timed_out:
       break
   bar.close()

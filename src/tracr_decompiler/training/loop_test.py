@@ -119,3 +119,66 @@ def test_a_flat_input_run_trains_and_its_checkpoint_decompiles(dataset, tmp_path
   result = decompile(compiler.compile_program(test_cases.PROGRAMS["frac_prevs"]),
                      checkpoint_path=str(tmp_path / "run"), beam=2)
   assert result.source  # a guess from an untrained model, but read through the flat path without error
+
+
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(dataset, tmp_path):
+  """The next batch is collated while the step runs; a resume must still see batch `step`, not a neighbour."""
+  from safetensors.torch import load_file
+  cfg = dict(data=dataset, steps=6, batch_size=4, lr=3e-3, warmup=2, eval_every=3, eval_examples=0, bf16=False,
+             threads=1)
+  loop.train(loop.TrainConfig(out=str(tmp_path / "straight"), **cfg), TINY, progress=False)
+  loop.train(loop.TrainConfig(out=str(tmp_path / "resumed"), **{**cfg, "steps": 3}), TINY, progress=False)
+  loop.train(loop.TrainConfig(out=str(tmp_path / "resumed"), **cfg), TINY, progress=False)
+  a = load_file(tmp_path / "straight" / "last" / "model.safetensors")
+  b = load_file(tmp_path / "resumed" / "last" / "model.safetensors")
+  assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_thread_candidates_double_up_to_the_cores():
+  assert loop.thread_candidates(1) == [1]
+  assert loop.thread_candidates(2) == [1, 2]
+  assert loop.thread_candidates(6) == [1, 2, 4, 6]
+  assert loop.thread_candidates(16) == [1, 2, 4, 8, 16]
+
+
+@pytest.mark.parametrize("fastest", [1, 2])
+def test_pick_threads_keeps_the_fastest_count(fastest):
+  before = torch.get_num_threads()
+  try:
+    slow = lambda: time.sleep(0.0 if torch.get_num_threads() == fastest else 0.05)
+    best, seconds = loop.pick_threads(slow, [1, 2])
+    assert best == fastest and torch.get_num_threads() == fastest
+    assert seconds[fastest] < seconds[3 - fastest]
+  finally:
+    torch.set_num_threads(before)
+
+
+def test_train_gives_the_callers_thread_count_back(dataset, tmp_path):
+  before = torch.get_num_threads()
+  try:
+    torch.set_num_threads(2)
+    cfg = loop.TrainConfig(data=dataset, out=str(tmp_path / "run"), steps=2, batch_size=4, warmup=1, eval_every=2,
+                           eval_examples=0, threads=1)
+    loop.train(cfg, TINY, progress=False)
+    assert torch.get_num_threads() == 2
+  finally:
+    torch.set_num_threads(before)
+
+
+def test_bf16_follows_the_flag_and_otherwise_the_device():
+  cpu = torch.device("cpu")
+  assert loop.use_bf16(True, cpu) and not loop.use_bf16(False, cpu)
+  assert loop.use_bf16(None, cpu) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+  with pytest.raises(ValueError):
+    loop.TrainConfig(threads=0)
+
+
+def test_the_train_command_runs_under_torchrun(dataset, tmp_path):
+  """Two CPU ranks (gloo): DDP with the parameters a mode leaves unused, rank 0 alone logging and saving."""
+  out = tmp_path / "ddp"
+  cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+         "tracr_decompiler.cli", "train", "--data", dataset, "--out", str(out), "--steps", "4", "--eval-every", "2",
+         "--eval-examples", "4", "--batch-size", "4", "--d-model", "32", "--layers", "1", "--heads", "2",
+         "--mode", "nar", "--quiet"]
+  subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+  assert json.loads((out / "last" / "trainer_state.json").read_text())["step"] == 4
