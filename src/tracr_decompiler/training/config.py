@@ -31,7 +31,7 @@ class TrainConfig:
   threads: int | None = setting(None, "torch CPU threads; none: on CPU the fastest of 1, 2, 4, ... up to the "
                                 "cores per rank, timed on the first batch (loop.pick_threads); on CUDA torch's own")
   bf16: bool | None = setting(None, "bf16 autocast; none: on where the device has bf16 kernels (CUDA with bf16, "
-                              "CPUs with oneDNN bf16: 1.3x faster steps on this project's machine)")
+                              "CPUs with oneDNN bf16: 1.2-1.6x faster steps on this project's machine)")
   limit: int | None = setting(None, "use only the first N training programs")
   max_minutes: float | None = setting(None, "stop (and checkpoint) after this much wall time")
 
