@@ -21,6 +21,7 @@ from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.decompiling.decompile import DecompileError, decompile, load_decompiler
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.evaluation import metrics
+from tracr_decompiler.generation import settings as settings_lib
 from tracr_decompiler.program import ir, source
 from tracr_decompiler.training import data, loop
 
@@ -30,6 +31,7 @@ ANCHORS = {
     "meta-model exact": 0.60, "meta-model exact @5 SOps": 0.80, "meta-model exact @8 SOps": 0.26,
 }
 METRICS = ("exact", "compilable", "functional", "weight_identical", "line_accuracy")
+SETTINGS_BREAKDOWNS = ("vocab_size", "max_seq_len", "token_type", "causal")  # compile settings, beside by_n_sops
 
 
 def _score(pred: ir.Program | None, truth: ir.Program, model, inputs) -> dict[str, float]:
@@ -84,6 +86,8 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     inputs = input_sets.get(s) or input_sets.setdefault(s, inputs_lib.input_set(s.vocab, s.max_seq_len))
     user_model = compiler.tracr_compile(truth, s)
     rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines}),
+           "vocab_size": len(s.vocab), "max_seq_len": s.max_seq_len, "token_type": settings_lib.token_type(s),
+           "causal": s.causal, "inputs_checked": inputs.describe(),
            "settings": f"vocab {len(s.vocab)}, max_seq_len {s.max_seq_len}{', causal' if s.causal else ''}",
            "truth_source": source.to_source(truth, header=False)}  # settings and sources: the HTML report
     for mode in ("nar", "ar"):
@@ -120,20 +124,21 @@ def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> 
   overall: dict[str, dict[str, Any]] = {d: {m: _mean([r[d][m] for r in records]) for m in METRICS} for d in decoders}
   overall["verified"]["verified"] = _mean([r["verified"]["verified"] for r in records])
   overall["verified"]["statuses"] = dict(collections.Counter(r["check"] for r in records))
-  by_sops: dict[int, dict[str, float]] = collections.defaultdict(dict)
-  for n in sorted({r["n_sops"] for r in records}):
-    sub = [r for r in records if r["n_sops"] == n]
-    by_sops[n] = {"count": len(sub), **{f"{d}_{m}": _mean([r[d][m] for r in sub])
-                                         for d in decoders for m in ("exact", "functional")}}
-  by_op = {}
-  for op in programs.OPS:
-    sub = [r for r in records if op in r["ops"]]
-    by_op[op] = {"count": len(sub), **{f"{d}_{m}": _mean([r[d][m] for r in sub])
-                                        for d in decoders for m in ("exact", "functional")}}
+
+  def rates(sub: list[dict]) -> dict[str, float]:
+    return {"count": len(sub), **{f"{d}_{m}": _mean([r[d][m] for r in sub])
+                                  for d in decoders for m in ("exact", "functional")}}
+
+  def by(key: str) -> dict:  # records without the key (reports from before it) are left out
+    groups = sorted({r[key] for r in records if key in r}, key=lambda v: (str(type(v)), v))
+    return {g: rates([r for r in records if r.get(key) == g]) for g in groups}
+
   latency = {d: _mean([r[f"{d}_seconds"] for r in records]) for d in decoders}
   return {"split": split, "data": data_dir, "checkpoint": checkpoint, "programs": len(records),
           "unreadable_programs": dropped, "beam": beam, "teacher_forced": teacher, "overall": overall,
-          "by_n_sops": dict(by_sops), "by_op": by_op, "latency_seconds": latency, "anchors": ANCHORS}
+          "by_n_sops": by("n_sops"), "by_op": {op: rates([r for r in records if op in r["ops"]]) for op in programs.OPS},
+          **{f"by_{key}": by(key) for key in SETTINGS_BREAKDOWNS},
+          "latency_seconds": latency, "anchors": ANCHORS}
 
 
 def markdown(summary: dict) -> str:
@@ -169,6 +174,15 @@ def markdown(summary: dict) -> str:
     if m["count"]:
       lines.append(f"| {op} | {m['count']} | {m['nar_exact']:.1%} | {m['nar_functional']:.1%} | "
                    f"{m['ar_exact']:.1%} | {m['verified_functional']:.1%} |")
+  for key in SETTINGS_BREAKDOWNS:
+    groups = summary.get(f"by_{key}", {})
+    if len(groups) < 2:  # one setting: nothing to break down
+      continue
+    lines += ["", f"| {key.replace('_', ' ')} | programs | NAR exact | NAR functional | AR exact | verified functional |",
+              "|---|---|---|---|---|---|"]
+    for g, m in groups.items():
+      lines.append(f"| {g} | {m['count']} | {m['nar_exact']:.1%} | {m['nar_functional']:.1%} | "
+                   f"{m['ar_exact']:.1%} | {m['verified_functional']:.1%} |")
   return "\n".join(lines) + "\n"
 
 
@@ -177,6 +191,7 @@ def write_report(summary: dict, out: pathlib.Path) -> None:
   (out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
   (out / "report.md").write_text(markdown(summary))
   plot_by_sops(summary, out / "by_n_sops.png")
+  plot_by_settings(summary, out / "by_settings.png")
 
 
 def plot_by_sops(summary: dict, png: pathlib.Path) -> None:
@@ -195,6 +210,29 @@ def plot_by_sops(summary: dict, png: pathlib.Path) -> None:
   ax.axhline(0.73, color="gray", ls="-.", label="TraDe functional (overall)")
   ax.set_xlabel("SOps in program"); ax.set_ylabel("rate"); ax.set_ylim(0, 1.02)
   ax.set_title("Decompilation by program size"); ax.legend(fontsize=7, loc="lower left")
+  fig.tight_layout()
+  fig.savefig(png, dpi=110)
+  plt.close(fig)
+
+
+def plot_by_settings(summary: dict, png: pathlib.Path) -> None:
+  """One panel per compile setting: NAR greedy exact and verified functional per value."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, len(SETTINGS_BREAKDOWNS), figsize=(4 * len(SETTINGS_BREAKDOWNS), 3.6), squeeze=False)
+  for ax, key in zip(axes[0], SETTINGS_BREAKDOWNS):
+    groups = summary.get(f"by_{key}", {})
+    labels = [str(g) for g in groups]
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, [m["nar_exact"] for m in groups.values()], 0.4, label="exact (NAR greedy)")
+    ax.bar(x + 0.2, [m["verified_functional"] for m in groups.values()], 0.4, label="functional (verified)")
+    ax.set_xticks(x, labels, rotation=45 if len(labels) > 6 else 0, fontsize=7)
+    ax.set_ylim(0, 1.02); ax.set_title(key.replace("_", " "))
+    for i, m in enumerate(groups.values()):
+      ax.text(i, 1.0, str(m["count"]), ha="center", va="top", fontsize=6, color="gray")
+  axes[0][0].set_ylabel("rate"); axes[0][0].legend(fontsize=7, loc="lower left")
+  fig.suptitle("Decompilation by compile settings (gray: programs per group)", fontsize=9)
   fig.tight_layout()
   fig.savefig(png, dpi=110)
   plt.close(fig)
