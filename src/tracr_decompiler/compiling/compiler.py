@@ -1,10 +1,14 @@
 """Fast, deterministic compilation of programs to Tracr weights.
 
-We run tracr's own passes up to the craft model (rasp_to_graph ->
-basis_inference -> expr_to_craft_graph -> craft_graph_to_model) and then build
-the parameter arrays with NumPy exactly as `tracr.compiler.assemble` does. That
-skips the haiku `init` whose random values tracr throws away (about 93 % of a
-first compile) and gives bit-identical parameters (`compiler_test.py`).
+We run tracr's own passes up to the craft graph (rasp_to_graph ->
+basis_inference -> expr_to_craft_graph, then tracr's layer allocation) and then
+build the parameter arrays with NumPy exactly as `tracr.compiler.assemble`
+does. That skips the haiku `init` whose random values tracr throws away (about
+93 % of a first compile), and tracr's `craft_graph_to_model`, whose
+`MLP.combine_in_parallel` builds each layer's joint MLP one basis vector at a
+time (an `np.eye(n)` per direction: O(n^3), 60 % of data generation on larger
+programs). The blocks go straight into the parameter arrays at the positions
+that joint MLP would give them. Parameters are bit-identical (`compiler_test.py`).
 """
 
 from __future__ import annotations
@@ -79,6 +83,31 @@ def _project(src: bases.VectorSpaceWithBasis, dst: bases.VectorSpaceWithBasis) -
   return vectorspace_fns.project(src, dst).matrix
 
 
+@dataclasses.dataclass
+class _Layers:
+  """tracr's craft blocks per half-layer (even: attention, odd: MLP), as craft_graph_to_model groups them."""
+  blocks: list[tuple[int, list]]  # (half-layer, blocks), in half-layer order
+  residual_space: bases.VectorSpaceWithBasis
+
+
+def _layers(graph, sources) -> tuple[_Layers, dict]:
+  """craft_graph_to_model's grouping, without combining each layer's MLPs into one (see module docstring)."""
+  allocation = craft_graph_to_model._allocate_modules_to_layers(graph, sources)  # pylint: disable=protected-access
+  by_layer: dict[int, list] = {}
+  spaces = []
+  for node_id, layer in allocation.items():
+    block = graph.nodes[node_id].get(nodes.MODEL_BLOCK)
+    if craft_graph_to_model._node_is_residual_block(graph.nodes[node_id]):  # pylint: disable=protected-access
+      spaces += [block.blocks[0].residual_space, block.blocks[1].residual_space]
+      by_layer.setdefault(layer, []).append(block.blocks[0])
+      by_layer.setdefault(layer + 1, []).append(block.blocks[1])
+    elif block:
+      spaces.append(block.residual_space)
+      by_layer.setdefault(layer, []).append(block)
+  residual = bases.join_vector_spaces(*spaces) if spaces else bases.VectorSpaceWithBasis([])
+  return _Layers(sorted((k, v) for k, v in by_layer.items() if v), residual), allocation
+
+
 def _craft_model(expr: rasp.SOp, settings: CompileSettings):
   unsupported = validating.static_validate(expr)
   if unsupported:
@@ -89,15 +118,14 @@ def _craft_model(expr: rasp.SOp, settings: CompileSettings):
   expr_to_craft_graph.add_craft_components_to_rasp_graph(
       graph, bos_dir=bases.BasisDirection(rasp.tokens.label, settings.compiler_bos),
       mlp_exactness=settings.mlp_exactness)
-  allocation = craft_graph_to_model._allocate_modules_to_layers(graph, sources)  # pylint: disable=protected-access
-  craft = craft_graph_to_model.craft_graph_to_model(graph, sources)
-  return craft, graph, sink, allocation
+  layers, allocation = _layers(graph, sources)
+  return layers, graph, sink, allocation
 
 
 def compile_expr(expr: rasp.SOp, settings: CompileSettings = CompileSettings()) -> CompiledModel:
   """Compiles any tracr SOp (e.g. a `tracr.compiler.lib` program)."""
   try:
-    craft, graph, sink, half_layers = _craft_model(expr, settings)
+    layers, graph, sink, half_layers = _craft_model(expr, settings)
   except CompileError:
     raise
   except (NotImplementedError, ValueError, TypeError, KeyError, AssertionError) as e:
@@ -111,7 +139,7 @@ def compile_expr(expr: rasp.SOp, settings: CompileSettings = CompileSettings()) 
   indices_space = bases.VectorSpaceWithBasis.from_values(rasp.indices.label, range(settings.max_seq_len))
   output_space = bases.VectorSpaceWithBasis(sink[nodes.OUTPUT_BASIS])
   try:
-    model = _assemble(craft, tokens_space, indices_space, output_space, settings)
+    model = _assemble(layers, tokens_space, indices_space, output_space, settings)
   except ValueError as e:  # tracr's assemble fails the same way (e.g. value size > key size)
     raise CompileError(f"tracr cannot assemble this program: {e}") from None
   model.categorical_output = rasp.is_categorical(sink[nodes.EXPR])
@@ -146,30 +174,33 @@ def compile_program(program: ir.Program, settings: CompileSettings = CompileSett
   return compile_expr(to_rasp_lib.to_rasp(program, names), settings)
 
 
-def _assemble(craft: transformers.SeriesWithResiduals, tokens_space, indices_space, output_space,
+def _assemble(layers: _Layers, tokens_space, indices_space, output_space,
               settings: CompileSettings) -> CompiledModel:
   """NumPy twin of tracr.compiler.assemble.assemble_craft_model (same arithmetic, float32)."""
-  residual = bases.join_vector_spaces(craft.residual_space, tokens_space, indices_space, output_space)
+  residual = bases.join_vector_spaces(layers.residual_space, tokens_space, indices_space, output_space)
   d = residual.num_dims
 
-  # Which module each craft block goes to: attention and MLP alternate per layer.
+  # Which module each half-layer goes to: attention and MLP alternate per layer
+  # (assemble's rule: the next module of the block's kind).
   module_names, heads_per_block, mlps = [], [], []
-  candidates = iter([sub(i) for i in range(2 * len(craft.blocks) + 2) for sub in (layout.attn, layout.mlp)])
-  for block in craft.blocks:
-    kind = "mlp" if isinstance(block, transformers.MLP) else "attn"
+  candidates = iter([sub(i) for i in range(2 * len(layers.blocks) + 2) for sub in (layout.attn, layout.mlp)])
+  for half, blocks in layers.blocks:
+    kind = "attn" if half % 2 == 0 else "mlp"
     name = next(candidates)
     while not name.endswith(kind):
       name = next(candidates)
     module_names.append(name)
     if kind == "mlp":
-      mlps.append(block)
+      mlps.append(blocks)
     else:
-      heads_per_block.append(list(block.as_multi().heads()))
+      heads_per_block.append([h for b in blocks for h in b.as_multi().heads()])
   num_layers = (layout.layer_of(module_names[-1]) or 0) + 1 if module_names else 1
   all_heads = sum(heads_per_block, [])
   num_heads = max((len(h) for h in heads_per_block), default=1)
   key_size = max((max(h.w_qk.matrix.shape) for h in all_heads), default=1)
-  hidden = max((m.fst.output_space.num_dims for m in mlps), default=1)
+  # A layer's joint MLP has the sorted union of its MLPs' hidden directions (tracr's join_vector_spaces).
+  hidden_bases = [sorted(set().union(*(m.fst.output_space.basis for m in group))) for group in mlps]
+  hidden = max((len(h) for h in hidden_bases), default=1)
 
   f32 = lambda x: np.asarray(x, dtype=np.float32)
   params: dict[str, dict[str, np.ndarray]] = {}
@@ -194,13 +225,24 @@ def _assemble(craft: transformers.SeriesWithResiduals, tokens_space, indices_spa
   params[layout.POS_EMBED] = {layout.EMBEDDINGS: f32(pos)}
 
   project = lambda space: _project(residual, space)
-  for module_name, block in zip(module_names, craft.blocks):
-    if isinstance(block, transformers.MLP):
-      h = block.fst.output_space.num_dims
-      params[f"{module_name}/linear_1"]["w"][:, :h] = project(block.fst.input_space) @ block.fst.matrix
-      params[f"{module_name}/linear_2"]["w"][:h, :] = block.snd.matrix @ project(block.snd.output_space).T
+  index = residual.index_by_direction
+  mlp_groups = iter(zip(mlps, hidden_bases))
+  for module_name, (half, blocks) in zip(module_names, layers.blocks):
+    if half % 2 == 1:
+      group, hidden_basis = next(mlp_groups)
+      column = {direction: i for i, direction in enumerate(hidden_basis)}
+      w1, w2 = np.zeros((d, hidden)), np.zeros((hidden, d))
+      for mlp in group:  # each MLP's blocks where the joint MLP has them (float64 sums, as tracr's)
+        ins = [index[b] for b in mlp.fst.input_space.basis]
+        units = [column[b] for b in mlp.fst.output_space.basis]
+        outs = [index[b] for b in mlp.snd.output_space.basis]
+        w1[np.ix_(ins, units)] += mlp.fst.matrix
+        w2[np.ix_(units, outs)] += mlp.snd.matrix
+      params[f"{module_name}/linear_1"]["w"][:] = w1
+      params[f"{module_name}/linear_2"]["w"][:] = w2
       continue
-    for i, head in enumerate(block.as_multi().heads()):
+    heads = [h for b in blocks for h in b.as_multi().heads()]
+    for i, head in enumerate(heads):
       cols = slice(i * key_size, (i + 1) * key_size)
       qk, ov = head.w_qk.matrix, head.w_ov.matrix
       q = np.zeros((d, key_size)); q[:, :qk.shape[1]] = project(head.w_qk.left_space) @ qk
