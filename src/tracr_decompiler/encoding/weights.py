@@ -81,30 +81,53 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
   return out
 
 
-def _probes(w1: np.ndarray, dims: list[int], one: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _probes(w1: np.ndarray, dims: list[int], one: list[int], limit: int = _K) -> tuple[np.ndarray, np.ndarray]:
   """Residual vectors to probe an MLP input with, and their numerical values.
 
   A categorical input is probed with each of its one-hot values. A numerical
   input (a single dimension) is probed between the thresholds where its hidden
   units switch (tracr's discretising MLPs put them between consecutive input
-  values), which recovers one probe per input value.
+  values), which recovers one probe per input value. At most `limit` probes.
   """
   d = w1.shape[0]
   if not dims:
     return np.zeros((1, d), np.float32), np.zeros(0, np.float32)
   if len(dims) > 1:
-    xs = np.zeros((min(len(dims), _K), d), np.float32)
-    xs[np.arange(len(xs)), dims[:_K]] = 1
+    xs = np.zeros((min(len(dims), limit), d), np.float32)
+    xs[np.arange(len(xs)), dims[:limit]] = 1
     return xs, np.zeros(0, np.float32)
   w = w1[dims[0]]
   c = w1[one[0]] if one else np.zeros_like(w)
   t = np.sort(-c[w != 0] / w[w != 0])
   clusters = [x for i, x in enumerate(t) if i == len(t) - 1 or t[i + 1] - x > 0.02]  # pairs of units 1/L apart
   pts = (np.array([clusters[0] - 0.5] + [(a + b) / 2 for a, b in zip(clusters, clusters[1:])] + [clusters[-1] + 0.5])
-         if clusters else np.array([0.0]))[:_K]
+         if clusters else np.array([0.0]))[:limit]
   xs = np.zeros((len(pts), d), np.float32)
   xs[:, dims[0]] = pts
   return xs, pts.astype(np.float32)
+
+
+def probe_mlp(n: Node, nodes: list[Node], params, one_dim: int | None,
+              limit: int = _K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """An MLP node run on each value of its inputs (see _probes): what it computes, as a table.
+
+  Returns (out [Px, Py, W], probe_x [Px], probe_y [Py]): out[i, j] is the node's
+  output block (its first `limit` dims) for the i-th value of its first input and
+  the j-th of its second (Py = 1 without one); probe_x / probe_y are the points a
+  numerical input was probed at (empty for a categorical input: probe i is its
+  i-th value, in block order).
+  """
+  one = [one_dim] if one_dim is not None else []
+  w1 = np.asarray(params[layout.mlp(n.layer, "linear_1")]["w"])[:, n.units]  # [D, U]
+  w2 = np.asarray(params[layout.mlp(n.layer, "linear_2")]["w"])[n.units][:, n.writes[:limit]]  # [U, <=limit]
+  ins = n.inputs.get("mlp", [])
+  xs, px = _probes(w1, nodes[ins[0]].writes if ins else [], one, limit)
+  ys, py = _probes(w1, nodes[ins[1]].writes if len(ins) > 1 else [], one, limit)
+  bias = np.zeros(w1.shape[0], np.float32)
+  if one:
+    bias[one[0]] = 1.0  # tracr sets `one` at every position
+  hidden = np.maximum((xs[:, None] + ys[None] + bias) @ w1, 0)  # [Px, Py, U]
+  return hidden @ w2, px, py
 
 
 def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.ndarray:
@@ -112,16 +135,8 @@ def _features(n: Node, nodes: list[Node], params, special, key_size: int) -> np.
   f = {name: np.zeros(shape, np.float32) for name, shape in FEATURE_LAYOUT.items()}
   one = [special["one"]] if special["one"] is not None else []
   if n.units and n.kind == "mlp":
-    w1 = np.asarray(params[layout.mlp(n.layer, "linear_1")]["w"])[:, n.units]  # [D, U]
-    w2 = np.asarray(params[layout.mlp(n.layer, "linear_2")]["w"])[n.units][:, n.writes[:_K]]  # [U, <=K]
-    ins = n.inputs.get("mlp", [])
-    xs, px = _probes(w1, nodes[ins[0]].writes if ins else [], one)
-    ys, py = _probes(w1, nodes[ins[1]].writes if len(ins) > 1 else [], one)
-    bias = np.zeros(w1.shape[0], np.float32)
-    if one:
-      bias[one[0]] = 1.0  # tracr sets `one` at every position
-    hidden = np.maximum((xs[:, None] + ys[None] + bias) @ w1, 0)  # [Px, Py, U]
-    f["table"] = _pad(np.arcsinh(hidden @ w2), FEATURE_LAYOUT["table"])
+    out, px, py = probe_mlp(n, nodes, params, special["one"])
+    f["table"] = _pad(np.arcsinh(out), FEATURE_LAYOUT["table"])
     f["probe_x"] = _pad(np.arcsinh(px), (_K,))
     f["probe_y"] = _pad(np.arcsinh(py), (_K,))
   if n.head is not None:

@@ -17,7 +17,7 @@ import itertools
 
 import numpy as np
 
-from tracr_decompiler.program import ir, ops, registry, values
+from tracr_decompiler.program import ir, ops, registry, tables, values
 # The value primitives live in values.py; these names are part of this module's API.
 from tracr_decompiler.program.values import (EvaluationError, Values, is_number, py_value, selector,
                                              value_key)
@@ -126,21 +126,28 @@ def with_canonical_aliases(program: ir.Program, inputs: list[tuple]) -> ir.Progr
   """Map functions replaced by their first registry alias on the values they receive.
 
   See registry.canonical_alias. Programs from the generator already are in
-  this form; older data and user programs may not be.
+  this form; older data and user programs may not be. Table functions of any
+  op (Map, SequenceMap, Select predicate) that a registry entry matches on the
+  values their arguments receive are written as that entry (registry.named):
+  this is where a table becomes a name.
   """
   env: dict[str, list] = {}
   for batch in length_batches(inputs).values():
     values = evaluate_batch(program, batch, all_lines=True)
     for name, v in values.items():
       env.setdefault(name, []).append(v)
+
+  def seen(name: str) -> tuple[list, str]:
+    vs = env[name]
+    codes = np.unique(np.concatenate([v.data.ravel() for v in vs]))
+    kind = vs[0].kind
+    return [py_value(x, kind, vs[0].labels) for x in codes[~np.isnan(codes)]], kind
+
   lines = []
   for line in program.lines:
-    if line.op == "map":
-      vs = env[line.args[0]]
-      seen = np.unique(np.concatenate([v.data.ravel() for v in vs]))
-      kind = vs[0].kind
-      line = dataclasses.replace(line, fn=registry.canonical_alias(
-          line.fn, [py_value(x, kind) for x in seen[~np.isnan(seen)]], kind))
+    if line.op == "map" or tables.parse(line.fn) is not None:
+      domains, kinds = zip(*(seen(a) for a in line.args[:1 if line.op == "map" else 2]))
+      line = dataclasses.replace(line, fn=registry.named(line.fn, list(domains), list(kinds)))
     lines.append(line)
   return ir.Program(tuple(lines))
 

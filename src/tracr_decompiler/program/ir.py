@@ -5,6 +5,9 @@ Example:
     v2 = aggregate numerical LEQ (indices, indices, v1)   # keys, queries, values
 
 `Line.args` holds variable names: "tokens", "indices" or an earlier line's `out`.
+`Line.fn` is a registry name or a table function's canonical lambda
+(program/tables.py), e.g. `map categorical lambda x: {0: 3, 1: 1}[x] (tokens)`.
+
 Argument order per op:
     map                  (x,)
     sequence_map         (fst, snd)
@@ -19,7 +22,7 @@ import dataclasses
 from typing import Iterable
 
 from tracr_decompiler.errors import TracrDecompilerError
-from tracr_decompiler.program import ops
+from tracr_decompiler.program import ops, tables
 
 INPUTS = ("tokens", "indices")
 
@@ -32,9 +35,14 @@ class ProgramError(TracrDecompilerError, ValueError):
 class Line:
   op: str  # One of ops.KINDS.
   encoding: str  # "categorical" or "numerical": the encoding of `out`.
-  fn: str  # A registry name valid for `op`.
+  fn: str  # A registry name valid for `op`, or a table function (tables.py) of the op's table form.
   args: tuple[str, ...]
   out: str
+
+  def __post_init__(self):
+    # Tables are compared by their text, so a table is always written canonically.
+    if self.fn.startswith("lambda"):
+      object.__setattr__(self, "fn", tables.canonical(self.fn))
 
   def validate(self) -> None:
     spec = ops.SPECS.get(self.op)
@@ -42,7 +50,7 @@ class Line:
       raise ProgramError(f"unknown op {self.op!r}")
     if self.encoding not in ops.ENCODINGS:
       raise ProgramError(f"unknown encoding {self.encoding!r}")
-    if self.fn not in spec.names:
+    if not spec.accepts(self.fn):
       raise ProgramError(f"unknown {self.op} function {self.fn!r}")
     if len(self.args) != spec.arity:
       raise ProgramError(f"{self.op} takes {spec.arity} arguments, got {len(self.args)}")

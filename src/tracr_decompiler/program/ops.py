@@ -1,7 +1,8 @@
 """The op table: one entry per RASP op kind, and the only place op kinds differ.
 
 Each `OpSpec` holds what is particular to one kind of line: its arguments'
-roles, the `fn` names it accepts, how tracr builds it, how it is evaluated,
+roles, the `fn` names it accepts and the form of table function it takes
+instead of a name (tables.py), how tracr builds it, how it is evaluated,
 printed and parsed, and which generator kinds draw it. Validation (ir.py),
 printing and parsing (source.py), tracr conversion (to_rasp.py), evaluation
 (evaluate.py), the sampler's dispatch and the model's vocabularies all look
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Literal, NoReturn, Protocol
 
 from tracr.rasp import rasp
 
-from tracr_decompiler.program import registry, values
+from tracr_decompiler.program import registry, tables, values
 from tracr_decompiler.program.values import EvaluationError, Values
 
 if TYPE_CHECKING:  # ir imports this module; the annotation only needs the name
@@ -63,6 +64,10 @@ class OpSpec:
   expression: Callable[["Line", list[str]], str]  # source text, arguments already printed
   parse: Callable[[ParseContext, ast.Call, list[ast.expr], dict[str, ast.expr]], ParseResult | None]
   generator_kinds: tuple[str, ...]  # GenerationConfig.op_weights keys that draw this op
+  # The form of table function (tables.MAP / SEQUENCE_MAP / SELECT) `fn` may hold
+  # instead of a registry name; None: names only. Tables are never in `names`, so
+  # the model's fn vocabulary (the registry's names) does not depend on them.
+  table: str | None = None
   # The `fn` that computes the same with the two arguments swapped, or None: the
   # canonical form sorts such arguments (ir.order_symmetric).
   swapped: Callable[["Line"], str | None] = lambda line: None
@@ -71,12 +76,20 @@ class OpSpec:
   def arity(self) -> int:
     return len(self.roles)
 
+  def accepts(self, fn: str) -> bool:
+    if fn in self.names:
+      return True
+    table = tables.parse(fn)
+    return table is not None and table.form == self.table and table.source == fn
 
-# --- map / sequence_map: a registry function applied elementwise ---------------------------------------
+
+# --- map / sequence_map: a registry function or a lookup table, applied elementwise ----------------------
 
 
 def _function(line: "Line"):
-  return registry.FUNCTIONS[line.fn]
+  f = registry.function(line.fn)
+  assert f is not None, "Line.validate admits only functions the registry resolves"
+  return f
 
 
 def _eval_function(line: "Line", args: list[Values], causal: bool) -> Values:
@@ -117,11 +130,22 @@ def _parse_linear(p: ParseContext, node: ast.Call, args: list[ast.expr],
   return weights.name, (p.ref(args[0]), p.ref(args[1]))
 
 
-# --- aggregate / selector_width: a Select with a registry comparison ---------------------------------
+def _transposed(line: "Line") -> str | None:
+  """SequenceMap(f, y, x) for SequenceMap(f, x, y): symmetric names stay, a table is transposed."""
+  if line.fn in registry.SYMMETRIC:
+    return line.fn
+  table = tables.parse(line.fn)
+  if table is None:
+    return None
+  return tables.lookup({(y, x): v for (x, y), v in table.entries}).source
+
+
+# --- aggregate / selector_width: a Select with a registry comparison or a truth table ------------------
 
 
 def _select_source(line: "Line", a: list[str]) -> str:
-  return f"rasp.Select({a[0]}, {a[1]}, rasp.Comparison.{line.fn})"
+  predicate = f"rasp.Comparison.{line.fn}" if line.fn in registry.COMPARISONS else line.fn
+  return f"rasp.Select({a[0]}, {a[1]}, {predicate})"
 
 
 def _eval_aggregate(line: "Line", args: list[Values], causal: bool) -> Values:
@@ -157,13 +181,13 @@ SPECS: dict[str, OpSpec] = {spec.kind: spec for spec in (
            build=lambda line, a, select: rasp.Map(_function(line).fn, a[0], simplify=False),
            evaluate=_eval_function,
            expression=lambda line, a: f"rasp.Map({_function(line).source}, {a[0]}, simplify=False)",
-           parse=_parse_map, generator_kinds=("map",)),
+           parse=_parse_map, generator_kinds=("map",), table=tables.MAP),
     OpSpec("sequence_map", ("fst", "snd"), "SequenceMap", tuple(f.name for f in registry.SEQUENCE_MAP_FUNCTIONS),
            build=lambda line, a, select: rasp.SequenceMap(_function(line).fn, a[0], a[1]),
            evaluate=_eval_function,
            expression=lambda line, a: f"rasp.SequenceMap({_function(line).source}, {a[0]}, {a[1]})",
-           parse=_parse_sequence_map, generator_kinds=("sequence_map",),
-           swapped=lambda line: line.fn if line.fn in registry.SYMMETRIC else None),
+           parse=_parse_sequence_map, generator_kinds=("sequence_map",), table=tables.SEQUENCE_MAP,
+           swapped=_transposed),
     OpSpec("linear_sequence_map", ("fst", "snd"), "LinearSequenceMap", tuple(registry.LINEAR),
            build=lambda line, a, select: rasp.LinearSequenceMap(
                a[0], a[1], registry.LINEAR[line.fn].fst, registry.LINEAR[line.fn].snd),
@@ -176,12 +200,13 @@ SPECS: dict[str, OpSpec] = {spec.kind: spec for spec in (
            build=lambda line, a, select: rasp.Aggregate(select(a[0], a[1], line.fn), a[2], default=_default(line)),
            evaluate=_eval_aggregate,
            expression=lambda line, a: f"rasp.Aggregate({_select_source(line, a)}, {a[2]}, default={_default(line)})",
-           parse=_parse_aggregate, generator_kinds=("numerical_aggregate", "categorical_aggregate")),
+           parse=_parse_aggregate, generator_kinds=("numerical_aggregate", "categorical_aggregate"),
+           table=tables.SELECT),
     OpSpec("selector_width", ("keys", "queries"), "SelectorWidth", tuple(registry.COMPARISONS),
            build=lambda line, a, select: rasp.SelectorWidth(select(a[0], a[1], line.fn)),
            evaluate=_eval_selector_width,
            expression=lambda line, a: f"rasp.SelectorWidth({_select_source(line, a)})",
-           parse=_parse_selector_width, generator_kinds=("selector_width",)),
+           parse=_parse_selector_width, generator_kinds=("selector_width",), table=tables.SELECT),
 )}
 KINDS: tuple[str, ...] = tuple(SPECS)  # the model's op vocabulary, in this order
 BY_RASP_NAME = {spec.rasp_name: spec for spec in SPECS.values()}

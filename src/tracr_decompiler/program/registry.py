@@ -18,6 +18,8 @@ from typing import Callable
 
 from tracr.rasp import rasp
 
+from tracr_decompiler.program import tables
+
 INT, BOOL, NUM = "int", "bool", "num"
 
 
@@ -127,23 +129,63 @@ def normalize_lambda(source: str) -> str:
 BY_SOURCE = {normalize_lambda(f.source): f for f in FUNCTIONS.values()}
 
 
+# --- what a line's `fn` stands for: a name from above or a table function (tables.py) ------------------
+
+
+def function(fn: str) -> Function | tables.Table | None:
+  """The Map / SequenceMap function `fn` stands for (both have `.fn` and `.source`), or None."""
+  return FUNCTIONS.get(fn) or tables.parse(fn)
+
+
+def predicate(fn: str) -> Callable | None:
+  """The Select predicate `fn` stands for, called as tracr calls it: predicate(key, query); or None."""
+  return COMPARISONS.get(fn) or tables.parse(fn)
+
+
 def canonical_alias(name: str, values, kind: str) -> str:
   """The first registry Map function that agrees with `name` on every value it receives.
 
   Lambdas that agree on an SOp's whole value set compile to identical weights
   (e.g. `not x` and `x == 0` on booleans), so the generator always writes the
-  first of them, and training targets are relabelled the same way.
+  first of them, and training targets are relabelled the same way. `name` may
+  be a Map table: one that a registry function matches is written as its name.
   """
-  values = sorted(values, key=float)
+  return named(name, [values], [kind])
 
-  def table(f):
-    try:
-      return tuple(f.fn(v) for v in values)
-    except Exception:  # a registry function that does not apply to these values
-      return None
 
-  target = table(FUNCTIONS[name])
-  for f in MAP_FUNCTIONS:
-    if kind in f.accepts and table(f) == target:
-      return f.name
-  return name
+def _values_on(f: Callable, domains: list[list], arity: int):
+  """f's outputs on the product of the domains (a tuple), or None where f does not apply."""
+  try:
+    if arity == 1:
+      return tuple(f(v) for v in domains[0])
+    return tuple(f(a, b) for a in domains[0] for b in domains[1])
+  except Exception:  # a function that does not apply to these values
+    return None
+
+
+def named(fn: str, domains: list[list], kinds: list[str]) -> str:
+  """The first registry entry that agrees with `fn` on its arguments' values, else `fn`.
+
+  domains: the values each argument takes (keys' then queries' for a predicate);
+  kinds: their value kinds. A Map or SequenceMap table, or function, becomes the first
+  registry function of its arity accepting those kinds; a predicate table the first
+  Comparison. Agreement is on the product of the domains, which is where tracr
+  evaluates the function when it compiles (so the weights are the same).
+  """
+  domains = [sorted(d, key=float) if all(not isinstance(v, str) for v in d) else list(d) for d in domains]
+  table = tables.parse(fn)
+  if fn in COMPARISONS or (table is not None and table.form == tables.SELECT):
+    target = _values_on(predicate(fn), domains, 2)  # type: ignore[arg-type]
+    match = next((c for c in COMPARISONS if _values_on(COMPARISONS[c], domains, 2) == target), None)
+    return match if target is not None and match is not None else fn
+  f = function(fn)
+  if f is None:
+    return fn
+  candidates = MAP_FUNCTIONS if len(domains) == 1 else SEQUENCE_MAP_FUNCTIONS
+  target = _values_on(f.fn, domains, len(domains))
+  if target is None:
+    return fn
+  for c in candidates:
+    if all(k in c.accepts for k in kinds) and _values_on(c.fn, domains, len(domains)) == target:
+      return c.name
+  return fn

@@ -2,7 +2,8 @@
 
 `to_source` prints code that runs as-is with tracr. `parse_source` reads such
 code back by walking its syntax tree with `ast`: the text is never executed,
-and every lambda must be one of the registry's functions.
+and every lambda must be one of the registry's functions or a table function
+(a literal lookup or truth table, tables.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import ast
 from typing import NoReturn
 
 from tracr_decompiler import limits
-from tracr_decompiler.program import ir, ops, registry
+from tracr_decompiler.program import ir, ops, registry, tables
 
 HEADER = "from tracr.rasp import rasp\n\n"
 _ENCODING_WRAPPERS = {"categorical", "numerical"}
@@ -95,9 +96,18 @@ class _Parser:
     if not isinstance(node, ast.Lambda):
       self.fail(node, "expected a lambda")
     fn = registry.BY_SOURCE.get(ast.unparse(node))
-    if fn is None or fn.arity != arity:
-      self.fail(node, f"unknown function `{ast.unparse(node)}` (not in the registry)")
-    return fn.name
+    if fn is not None and fn.arity == arity:
+      return fn.name
+    table = self._table(node, f"unknown function `{ast.unparse(node)[:80]}` (not in the registry, not a table)")
+    if len(node.args.args) != arity:
+      self.fail(node, f"expected a function of {arity} argument(s), got `{ast.unparse(node)[:80]}`")
+    return table.source
+
+  def _table(self, node: ast.Lambda, message: str) -> tables.Table:
+    try:
+      return tables.from_lambda(node)
+    except tables.TableError as e:
+      self.fail(node, f"{message}: {e}")
 
   def select(self, node: ast.AST) -> tuple[str, str, str]:
     if isinstance(node, ast.Name) and node.id in self.selects:
@@ -105,6 +115,11 @@ class _Parser:
     if not isinstance(node, ast.Call) or self._call_name(node) != "Select" or len(node.args) != 3 or node.keywords:
       self.fail(node, "expected rasp.Select(keys, queries, rasp.Comparison.X)")
     keys, queries, cmp = node.args
+    if isinstance(cmp, ast.Lambda):  # a predicate(key, query) given by its truth table
+      table = self._table(cmp, "unknown predicate")
+      if table.form != tables.SELECT:
+        self.fail(cmp, f"a predicate is `lambda k, q: (k, q) in {{...}}`, got `{ast.unparse(cmp)[:80]}`")
+      return self.ref(keys), self.ref(queries), table.source
     if not (isinstance(cmp, ast.Attribute) and cmp.attr in registry.COMPARISONS
             and ast.unparse(cmp.value) == "rasp.Comparison"):
       self.fail(cmp, f"unknown comparison `{ast.unparse(cmp)}`")

@@ -38,7 +38,7 @@ def to_rasp(program: ir.Program, names: dict[str, str] | None = None) -> rasp.SO
   for i, line in enumerate(program.lines, 1):
 
     def select(keys: rasp.SOp, queries: rasp.SOp, comparison: str, i: int = i) -> rasp.Select:
-      return _fix_label(rasp.Select(keys, queries, registry.COMPARISONS[comparison]), f"select{i:0{width}d}", 1000 + i)
+      return _fix_label(rasp.Select(keys, queries, registry.predicate(comparison)), f"select{i:0{width}d}", 1000 + i)
 
     expr = ops.SPECS[line.op].build(line, [env[x] for x in line.args], select)
     expr = rasp.numerical(expr) if line.encoding == "numerical" else rasp.categorical(expr)

@@ -110,7 +110,8 @@ def apply(fn, columns: list[Values], encoding: str) -> Values:
     if not all(is_number(r) or isinstance(r, (bool, np.bool_)) for r in results):
       if encoding == "numerical":
         raise EvaluationError("a numerical function returned a value that is not a number")
-      labels = tuple(sorted(set(results), key=lambda v: (type(v).__name__, v)))
+      # Distinct by value_key: a set would merge 0 and False, which are different labels here.
+      labels = tuple(sorted({value_key(v): v for v in results}.values(), key=lambda v: (type(v).__name__, v)))
       label_codes = {value_key(v): i for i, v in enumerate(labels)}
       out[valid] = np.array([label_codes[value_key(r)] for r in results], dtype=float)[inverse.reshape(-1)]
       return Values(out.reshape(shape), registry.INT, labels)
@@ -120,12 +121,13 @@ def apply(fn, columns: list[Values], encoding: str) -> Values:
 
 
 def selector(keys: Values, queries: Values, comparison: str, causal: bool = False) -> np.ndarray:
+  """selector[n, q, k]: whether key k is selected for query q; `comparison` a line's `fn` (name or truth table)."""
   valid = keys.valid
   existing = (lambda a: a) if valid is None else (lambda a: a[valid])
   if np.isnan(existing(keys.data)).any() or np.isnan(existing(queries.data)).any():
     raise EvaluationError("Select on an SOp that holds None")
   # selector[n, q, k] = predicate(key[n, k], query[n, q])
-  if keys.labels is None and queries.labels is None:
+  if keys.labels is None and queries.labels is None and comparison in _COMPARE:
     sel = _COMPARE[comparison](keys.data[:, None, :], queries.data[:, :, None])
   else:
     sel = _labelled_selector(keys, queries, comparison)
@@ -138,13 +140,16 @@ def selector(keys: Values, queries: Values, comparison: str, causal: bool = Fals
 
 
 def _labelled_selector(keys: Values, queries: Values, comparison: str) -> np.ndarray:
-  """The predicate on real values (strings, bools), once per distinct (key, query) pair."""
+  """The predicate on real values (strings, bools; any table), once per distinct (key, query) pair."""
   ku, ki = np.unique(keys.data, return_inverse=True)
   qu, qi = np.unique(queries.data, return_inverse=True)
-  fn = _COMPARE[comparison]
+  compare = _COMPARE.get(comparison)
+  fn = (lambda k, q: compare(np.asarray(k, dtype=object), np.asarray(q, dtype=object))) if compare \
+      else registry.predicate(comparison)
+  if fn is None:
+    raise EvaluationError(f"unknown predicate {comparison!r}")
   try:
-    table = np.array([[bool(fn(np.asarray(py_value(k, keys.kind, keys.labels), dtype=object),
-                               np.asarray(py_value(q, queries.kind, queries.labels), dtype=object)))
+    table = np.array([[bool(fn(py_value(k, keys.kind, keys.labels), py_value(q, queries.kind, queries.labels)))
                        for k in ku] for q in qu], dtype=bool).reshape(len(qu), len(ku))
   except TypeError as e:  # e.g. "<" between a string and a number: tracr's evaluator raises too
     raise EvaluationError(f"Select cannot compare these values: {e}") from None
