@@ -122,7 +122,7 @@ def same_outputs(xs: list[list], ys: list[list], tol: float = 1e-3) -> bool:
       len(x) == len(y) and all(same_value(a, b, tol) for a, b in zip(x, y)) for x, y in zip(xs, ys))
 
 
-def with_canonical_aliases(program: ir.Program, inputs: list[tuple]) -> ir.Program:
+def with_canonical_aliases(program: ir.Program, inputs: list[tuple], causal: bool = False) -> ir.Program:
   """Map functions replaced by their first registry alias on the values they receive.
 
   See registry.canonical_alias. Programs from the generator already are in
@@ -131,17 +131,14 @@ def with_canonical_aliases(program: ir.Program, inputs: list[tuple]) -> ir.Progr
   values their arguments receive are written as that entry (registry.named):
   this is where a table becomes a name.
   """
-  env: dict[str, list] = {}
-  for batch in length_batches(inputs).values():
-    values = evaluate_batch(program, batch, all_lines=True)
-    for name, v in values.items():
-      env.setdefault(name, []).append(v)
+  labels = token_labels(inputs)  # any vocabulary: letters are codes into labels
+  tokens, valid = padded_batch(inputs, labels)
+  env = evaluate_batch(program, tokens, all_lines=True, labels=labels, valid=valid, causal=causal)
 
   def seen(name: str) -> tuple[list, str]:
-    vs = env[name]
-    codes = np.unique(np.concatenate([v.data.ravel() for v in vs]))
-    kind = vs[0].kind
-    return [py_value(x, kind, vs[0].labels) for x in codes[~np.isnan(codes)]], kind
+    v = env[name]
+    codes = np.unique(v.data[valid])
+    return [py_value(x, v.kind, v.labels) for x in codes[~np.isnan(codes)]], v.kind
 
   lines = []
   for line in program.lines:

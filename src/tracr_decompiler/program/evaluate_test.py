@@ -38,3 +38,14 @@ def test_padded_batch_equals_one_batch_per_length(programs, causal):
 def test_padding_holds_a_real_value_so_functions_never_see_new_ones():
   tokens, valid = evaluate.padded_batch([(3,), (1, 2)])
   assert tokens.tolist() == [[3, 3], [1, 2]] and valid.tolist() == [[True, False], [True, True]]
+
+
+def test_canonical_aliases_on_letter_vocabularies_and_causal_models():
+  # Training featurises every row this way; letters used to crash it (float conversion of 'a').
+  from tracr_decompiler.compiling.compiler import CompileSettings
+  settings = CompileSettings(vocab=("a", "b", "c"), max_seq_len=3, causal=True)
+  rng = np.random.default_rng(2)
+  for _ in range(3):
+    program = sampler.sample_program(GenerationConfig(settings=settings, max_sops=4), rng).program
+    inputs = evaluate.all_inputs(settings.vocab, settings.max_seq_len)
+    assert evaluate.with_canonical_aliases(program, inputs, causal=True) == program  # the generator's form already

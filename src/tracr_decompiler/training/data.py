@@ -57,7 +57,8 @@ def example_from_row(row: dict, index: int, model_cfg: ModelConfig = ModelConfig
   model = rows.model_from_row(row)
   try:
     graph = weights.encode_model(model)
-    program = evaluate.with_canonical_aliases(rows.program_from_row(row), _probe_inputs(model.settings))
+    program = evaluate.with_canonical_aliases(rows.program_from_row(row), _probe_inputs(model.settings),
+                                              model.settings.causal)
     t = programs.targets(graph, program, model.residual_labels)
   except (programs.AlignmentError, weights.NotTracrError):
     return None
@@ -73,7 +74,7 @@ def example_from_row(row: dict, index: int, model_cfg: ModelConfig = ModelConfig
                  row["n_sops"], index)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=64)  # mixed-settings data: one entry per distinct settings
 def _probe_inputs(settings) -> list[tuple]:
   """Inputs that show every value an SOp can take (all of them when there are few)."""
   return inputs_lib.input_set(settings.vocab, settings.max_seq_len).inputs
