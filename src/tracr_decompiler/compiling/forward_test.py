@@ -42,7 +42,8 @@ def test_sparse_plan_matches_the_dense_pass_also_with_biases(models):
     for params in model.params.values():  # user models may carry biases: the plan keeps them
       if "b" in params:
         params["b"] = params["b"] + rng.normal(size=params["b"].shape).astype(np.float32) * 0.1
-    np.testing.assert_allclose(forward.residual_stream(model, ids), _dense(model, ids), atol=1e-3)
+    # float32 sums in another order, amplified by discretising MLPs (x100): ~4e-3 at most; a lost bias is ~0.1.
+    np.testing.assert_allclose(forward.residual_stream(model, ids), _dense(model, ids), atol=2e-2)
 
 
 def test_padded_batch_matches_one_batch_per_length(models):
@@ -52,6 +53,9 @@ def test_padded_batch_matches_one_batch_per_length(models):
   for model in models:
     per_length = forward.run_arrays(model, evaluate.length_batches(inputs))
     padded = forward.run_padded(model, tokens, valid)
+    if model.categorical_output:  # run_padded gives indices into output_values; run_arrays the values
+      values = np.array([float(v) for v in model.output_values] + [np.nan])
+      padded = values[np.where(np.isnan(padded), len(model.output_values), padded).astype(int)]
     for n, want in per_length.items():
       np.testing.assert_allclose(padded[lengths == n][:, :n], want, atol=1e-5)
     assert np.isnan(padded[~valid]).all()
