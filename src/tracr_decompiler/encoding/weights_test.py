@@ -35,6 +35,23 @@ def test_graph_is_naming_invariant(program):
     assert np.array_equal(base.kinds, other.kinds)
 
 
+def _mixed_samples(n=10):
+  rng = np.random.default_rng(8)
+  return [sampler.sample_program(GenerationConfig(mixed_settings=True, max_sops=6), rng) for _ in range(n)]
+
+
+@pytest.mark.parametrize("sample", _mixed_samples(), ids=lambda s: f"vocab{len(s.model.settings.vocab)}-len"
+                         f"{s.model.settings.max_seq_len}{'-causal' if s.model.settings.causal else ''}")
+def test_graph_is_naming_invariant_at_any_compile_settings(sample):
+  # Letters, gapped ints, other BOS/PAD names, causal models, lengths 2-12: still bit-identical.
+  settings = sample.model.settings
+  base = weights.encode_model(compiler.compile_program(sample.program, settings))
+  for naming in NAMINGS:
+    names = {line.out: naming(i) for i, line in enumerate(sample.program.lines)}
+    other = weights.encode_model(compiler.compile_program(sample.program, settings, names=names))
+    assert np.array_equal(base.features, other.features) and np.array_equal(base.relations, other.relations)
+
+
 def test_nodes_align_with_lines():
   aligned = 0
   progs = _programs(10)
