@@ -21,6 +21,12 @@ MAX_KEY_SIZE = 4096
 MAX_RESIDUAL = 8192  # d_model
 MAX_MLP_HIDDEN = 16384  # d_mlp per layer
 MAX_MODEL_BYTES = 512 << 20  # all tensors together
+
+# Compiling (compiling/compiler.py): tracr infers each SOp's value set from its
+# inputs' (all combinations), which can be far larger than what any input
+# produces; its MLPs are then quadratic in that size (a 24-op program asked for
+# a 79,977 x 79,977 matrix, 48 GB). Programs past this are refused up front.
+MAX_VALUE_SET = 1024
 MAX_METADATA_BYTES = 4 << 20
 
 # RASP sources (program/source.py).

@@ -21,6 +21,7 @@ from tracr.compiler import (basis_inference, craft_graph_to_model, expr_to_craft
 from tracr.craft import bases, transformers, vectorspace_fns
 from tracr.rasp import rasp
 
+from tracr_decompiler import limits
 from tracr_decompiler.compiling import layout
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, to_rasp as to_rasp_lib
@@ -115,6 +116,10 @@ def _craft_model(expr: rasp.SOp, settings: CompileSettings):
   extracted = rasp_to_graph.extract_rasp_graph(expr)
   graph, sources, sink = extracted.graph, extracted.sources, extracted.sink
   basis_inference.infer_bases(graph, sink, set(settings.vocab), settings.max_seq_len)
+  largest = max((len(graph.nodes[n].get(nodes.VALUE_SET) or ()) for n in graph.nodes), default=0)
+  if largest > limits.MAX_VALUE_SET:
+    raise CompileError(f"an SOp can take {largest} values (tracr's value-set inference), more than "
+                       f"{limits.MAX_VALUE_SET}: its MLPs would need gigabytes")
   expr_to_craft_graph.add_craft_components_to_rasp_graph(
       graph, bos_dir=bases.BasisDirection(rasp.tokens.label, settings.compiler_bos),
       mlp_exactness=settings.mlp_exactness)

@@ -94,3 +94,14 @@ def test_impossible_settings_are_rejected():
     compiler.CompileSettings(max_seq_len=0)
   with pytest.raises(ValueError):
     compiler.CompileSettings(vocab=("compiler_bos", 1))
+
+
+def test_a_value_set_explosion_is_refused_before_any_large_allocation():
+  # tracr infers value sets over all input combinations: 40 x 79 values here, and MLPs quadratic in them.
+  from tracr_decompiler import limits
+  m = rasp.numerical(rasp.Map(lambda x: x, rasp.tokens))
+  s1 = rasp.numerical(rasp.LinearSequenceMap(m, m, 1, 1))
+  s2 = rasp.numerical(rasp.LinearSequenceMap(s1, m, 1, 100))
+  out = rasp.categorical(rasp.Map(lambda x: x, s2))
+  with pytest.raises(compiler.CompileError, match=f"more than {limits.MAX_VALUE_SET}"):
+    compiler.compile_expr(out, compiler.CompileSettings(vocab=tuple(range(40)), max_seq_len=3))
