@@ -3,10 +3,10 @@
 Run:  python benchmarks/block_truncation.py --data data/mixed_fresh [--limit 200]
 
 The encoder keeps MAX_BLOCK values per SOp block (encoding/weights.py); a
-block with more values (a vocabulary of 20, a numerical SOp with 24 values)
-is cut there. This counts, over a dataset's models, the nodes whose own block
-or any block they read is larger, and the models with at least one such node,
-overall and by vocab size and max_seq_len.
+block with more values (a vocabulary of 20, an SOp with 24 values) is cut
+there, wherever it is read. This counts, over a dataset's models, the nodes
+whose block is larger, and the models with at least one such node, overall
+and by vocab size and max_seq_len.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def main(argv=None) -> dict:
     except weights.NotTracrError:
       unreadable += 1
       continue
-    cut = sum(1 for n in graph.nodes
-              if max([len(n.writes)] + [len(d) for d in n.reads.values()]) > weights.MAX_BLOCK)
+    # Every block a node reads is another node's own block (tokens and indices included), so a block is
+    # cut exactly when its writer's block is larger than MAX_BLOCK.
+    cut = sum(1 for n in graph.nodes if len(n.writes) > weights.MAX_BLOCK)
     s = model.settings
     models += 1
     nodes += len(graph.nodes)
