@@ -114,6 +114,7 @@ def _generation_section() -> Section:
       "min_sops": Flag(), "max_sops": Flag(), "op_weights": Flag(metavar="JSON"), "prefer_unused": fraction,
       "numerical_map_fraction": fraction, "max_values": count, "max_numerical_values": count,
       "max_none_fraction": fraction, "max_mlp_hidden": count, "max_half_layers": count, "mixed_settings": Flag(),
+      "table_fraction": fraction, "max_table_entries": count,
   }, "program generator (GenerationConfig)")
 
 

@@ -30,6 +30,9 @@ class GenerationConfig:
   op_weights: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_OP_WEIGHTS),
                                        metadata={"help": "relative frequency of each op kind (JSON object)"})
   settings: CompileSettings = setting(CompileSettings(), "vocab, max_seq_len, compiler tokens")
+  table_fraction: float = setting(0.0, "fraction of Map / SequenceMap functions and Select predicates drawn as "
+                                       "random lookup / truth tables over their inputs' value sets (issue 10)")
+  max_table_entries: int = setting(64, "largest table drawn (keys, or key-query pairs)")
   mixed_settings: bool = setting(False, "each program draws its own compile settings from the documented ranges "
                                         "(generation/settings.py) instead of --vocab/--max-seq-len")
   prefer_unused: float = setting(0.8, "chance an argument is drawn from not-yet-used SOps (all must reach the output)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import time
 from typing import Callable, Optional
 
@@ -24,7 +25,7 @@ from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.generation import settings as settings_lib
 from tracr_decompiler.generation.config import GenerationConfig
-from tracr_decompiler.program import evaluate, ir, ops, registry, to_rasp
+from tracr_decompiler.program import evaluate, ir, ops, registry, tables, to_rasp
 from tracr_decompiler.program.evaluate import EvaluationError, Values
 
 CATEGORICAL_KINDS = (registry.INT, registry.BOOL)
@@ -48,6 +49,9 @@ class _Var:
   name: str
   encoding: str
   values: Values  # on the probe inputs, all lengths in one padded batch
+  # The value set tracr's basis inference gives this SOp (categorical SOps
+  # whose inputs' sets are known), else None: a table function must cover it.
+  domain: frozenset | None = None
 
   def __post_init__(self):
     # Facts the proposers filter by, computed once: a Select on an SOp holding
@@ -61,12 +65,14 @@ class _Var:
 class _Builder:
   """Grows one program op by op over a fixed input set (one padded batch: evaluate.padded_batch)."""
 
-  def __init__(self, cfg: GenerationConfig, rng: np.random.Generator, probe: "_Batch", causal: bool):
-    self.cfg, self.rng, self.causal = cfg, rng, causal
+  def __init__(self, cfg: GenerationConfig, rng: np.random.Generator, probe: "_Batch",
+               settings: compiler.CompileSettings):
+    self.cfg, self.rng, self.settings, self.causal = cfg, rng, settings, settings.causal
     self.valid = probe.valid
     self.lines: list[ir.Line] = []
-    self.vars = [_Var(name, "categorical", v)
-                 for name, v in evaluate.input_values(probe.tokens, probe.labels, probe.valid).items()]
+    inputs = evaluate.input_values(probe.tokens, probe.labels, probe.valid)
+    self.vars = [_Var("tokens", "categorical", inputs["tokens"], frozenset(settings.vocab)),
+                 _Var("indices", "categorical", inputs["indices"], frozenset(range(settings.max_seq_len)))]
     self.consumed: set[str] = set()
     self.must_merge = False
     self.names = 0  # lines ever added: new names never collide with kept ones after a prune
@@ -140,10 +146,28 @@ class _Builder:
     if not self._acceptable(line, env, values):
       return False
     self.lines.append(line)
-    self.vars.append(_Var(line.out, line.encoding, values))
+    self.vars.append(_Var(line.out, line.encoding, values, self._domain(line, env)))
     self.consumed.update(line.args)
     self.names += 1
     return True
+
+  def _domain(self, line: ir.Line, env: dict[str, _Var]) -> frozenset | None:
+    """tracr's inferred value set of a categorical line, when its arguments' are known (basis_inference's rules)."""
+    if line.encoding != "categorical":
+      return None
+    domains = [env[a].domain for a in line.args]
+    if line.op == "selector_width":
+      return frozenset(range(self.settings.max_seq_len + 1))
+    if line.op == "aggregate":
+      return domains[2]
+    fn = registry.function(line.fn)
+    known = [d for d in domains if d is not None]
+    if line.op not in ("map", "sequence_map") or fn is None or len(known) < len(domains):
+      return None
+    try:
+      return frozenset(fn.fn(*args) for args in itertools.product(*known))
+    except Exception:  # a function that fails on some value tracr would apply it to: tracr's compile fails too
+      return None
 
   def prune(self, keep: set[str]) -> None:
     """Keeps only the lines named in `keep` (the output's ancestors), so growing can go on from them."""
@@ -186,9 +210,26 @@ def _map_fns(b: _Builder, x: _Var) -> list:
   return [f for f in registry.MAP_FUNCTIONS if b.kind(x) in f.accepts]
 
 
+def _outputs_drawn(b: _Builder, n: int, numerical: bool) -> list:
+  """n random table outputs: a few small ints (tracr's categorical-to-numerical MLP cannot output negatives)."""
+  k = int(b.rng.integers(2, 6))
+  return [int(v) for v in b.rng.integers(0, k, size=n)] if not numerical or b.rng.random() < 0.5 \
+      else [int(v) for v in b.rng.integers(0, 2, size=n)]
+
+
+def _table(b: _Builder, *args: _Var) -> bool:
+  """Whether to draw a table function (cfg.table_fraction) over these arguments' value sets."""
+  return (b.rng.random() < b.cfg.table_fraction and all(a.domain is not None for a in args)
+          and int(np.prod([len(a.domain) for a in args])) <= b.cfg.max_table_entries)  # type: ignore[arg-type]
+
+
 def _propose_map(b: _Builder, out: str) -> Optional[ir.Line]:
   enc = "numerical" if b.rng.random() < b.cfg.numerical_map_fraction else "categorical"
   x = b.pick_from(b.vars if enc == "categorical" else b.complete(b.vars))
+  if _table(b, x):  # a random lookup table over x's whole value set (issue 10)
+    keys = sorted(x.domain, key=tables.sort_key)  # type: ignore[arg-type]
+    fn = tables.lookup(dict(zip(keys, _outputs_drawn(b, len(keys), enc == "numerical"))))
+    return ir.Line("map", enc, fn.source, (x.name,), out)
   fn = b.choose(_map_fns(b, x))
   return ir.Line("map", enc, fn.name, (x.name,), out)
 
@@ -198,6 +239,11 @@ def _propose_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
   x = b.pick_from(cat)
   y = b.pick([v for v in cat if b.kind(v) == b.kind(x)], exclude=(x.name,))
   fns = [f for f in registry.SEQUENCE_MAP_FUNCTIONS if y and b.kind(x) in f.accepts]
+  if y is not None and _table(b, x, y):
+    pairs = list(itertools.product(sorted(x.domain, key=tables.sort_key),  # type: ignore[arg-type]
+                                   sorted(y.domain, key=tables.sort_key)))  # type: ignore[arg-type]
+    fn = tables.lookup(dict(zip(pairs, _outputs_drawn(b, len(pairs), False))))
+    return ir.Line("sequence_map", "categorical", fn.source, (x.name, y.name), out)
   if y is None or not fns:
     return None
   return ir.Line("sequence_map", "categorical", b.choose(fns).name, (x.name, y.name), out)
@@ -218,6 +264,12 @@ def _selection(b: _Builder) -> tuple[_Var, _Var, str]:
   """Keys, queries and a comparison for a Select (FALSE selects nothing, so it is never drawn)."""
   cat = b.complete(b.categorical())
   keys, queries = b.pick_from(cat), b.pick_from(cat)
+  if _table(b, keys, queries):  # a random truth table (never empty: an empty one selects nothing)
+    pairs = list(itertools.product(sorted(keys.domain, key=tables.sort_key),  # type: ignore[arg-type]
+                                   sorted(queries.domain, key=tables.sort_key)))  # type: ignore[arg-type]
+    chosen = b.rng.random(len(pairs)) < b.rng.uniform(0.15, 0.6)
+    chosen[b.rng.integers(len(pairs))] = True
+    return keys, queries, tables.predicate(p for p, c in zip(pairs, chosen) if c).source
   return keys, queries, b.choose([c for c in registry.COMPARISONS if c != "FALSE"])
 
 
@@ -303,7 +355,7 @@ def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator,
 
 
 def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: _Batch, n_ops: int,
-          causal: bool) -> Optional[ir.Program]:
+          settings: compiler.CompileSettings) -> Optional[ir.Program]:
   """One candidate program of n_ops lines in which every SOp reaches the output, or None.
 
   Lines are drawn one at a time. When they run out with SOps left dangling,
@@ -311,7 +363,7 @@ def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: _Batch, n_ops:
   them (up to cfg.refills times) instead of being thrown away: throwing it away
   was 84 % of all attempts.
   """
-  builder = _Builder(cfg, rng, probe, causal)
+  builder = _Builder(cfg, rng, probe, settings)
   for _ in range(cfg.refills + 1):
     for _ in range(3 * (n_ops - len(builder.lines))):
       if len(builder.lines) == n_ops:
@@ -369,7 +421,7 @@ def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
       n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))
       if out_of_time:
         deadline, time_budget_hits = time.monotonic() + cfg.max_program_seconds, time_budget_hits + 1
-    program = _grow(cfg, rng, probe, n_ops, settings.causal)
+    program = _grow(cfg, rng, probe, n_ops, settings)
     if program is None:
       continue
     program = ir.canonicalize(program)

@@ -115,3 +115,21 @@ def test_mixed_settings_vary_per_program_and_travel_with_the_model():
   for s in drawn:
     assert settings_lib.VOCAB_SIZES[0] <= len(s.vocab) <= settings_lib.VOCAB_SIZES[1]
     assert settings_lib.MAX_SEQ_LENS[0] <= s.max_seq_len <= settings_lib.MAX_SEQ_LENS[1]
+
+
+def test_table_functions_are_drawn_and_plain_tracr_computes_them():
+  # Issue 10: random lookup / truth tables over the inputs' whole value sets, checked like the rest.
+  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, tracr_model
+  from tracr_decompiler.program import tables
+  cfg = GenerationConfig(table_fraction=0.7, max_sops=4)
+  rng = np.random.default_rng(6)
+  inputs = inputs_lib.input_set(cfg.settings.vocab, cfg.settings.max_seq_len)
+  drawn = set()
+  for _ in range(6):
+    sample = sampler.sample_program(cfg, rng)
+    drawn |= {tables.parse(line.fn).form for line in sample.program.lines if tables.parse(line.fn)}
+    model = compiler.tracr_compile(sample.program, cfg.settings)
+    result = outputs.compare(outputs.tracr_outputs(model, inputs, tracr_model.from_tracr(model).output_dims),
+                             sample.program, inputs)
+    assert result.equal, result.describe()
+  assert len(drawn) >= 2, drawn  # lookup and truth tables both appear
