@@ -19,10 +19,11 @@ import time
 import torch
 
 from tracr_decompiler.compiling import reading as reading_lib
+from tracr_decompiler.decompiling import read_functions
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.errors import TracrDecompilerError
-from tracr_decompiler.program import ir, source
+from tracr_decompiler.program import ir, source, tables
 from tracr_decompiler.model import decode, pretrained
 from tracr_decompiler.model.batch import inference_batch
 
@@ -42,6 +43,10 @@ class DecompileResult:
   check: Check | None = None
   output_block: str = ""  # where the output SOp was found in the weights (TransformerLens inputs: never W_U)
   warnings: list[str] = dataclasses.field(default_factory=list)  # e.g. a model outside what the decompiler saw
+  # Of the chosen program's lines: how many functions were read from the weights (read_functions.py), and how
+  # many of those disagreed with the decoder's registry guess and were replaced by the table (or a matching name).
+  functions_read: int = 0
+  functions_replaced: int = 0
 
   @property
   def status(self) -> str:
@@ -78,7 +83,9 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     checkpoint_path: decompiler weights (default: the shipped model).
     mode: "nar" (one pass, per-line predictions) or "ar" (autoregressive).
     beam: candidates to consider; with `verify`, the first one that matches
-      the given model is returned.
+      the given model is returned. Each candidate is also tried with its
+      functions read from the weights where they pin them down
+      (read_functions.py), so functions outside the registry come back exact.
     verify: check candidates against the given model (see verify.py).
     **reading: for TransformerLens inputs, what the weights do not say: tracr's
       `input_encoder`/`output_encoder`, or vocab, bos, pad, causal, output_values, ...
@@ -112,18 +119,19 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   if not candidates:
     raise DecompileError("the decompiler produced no well-formed program")
   confidence = _line_confidence(logits, candidates[0][1], s) if mode == "nar" else []
-  chosen, check, tried = candidates[0][1], None, 0
+  chosen, check, tried, chosen_read = candidates[0][1], None, 0, None
   if verify:
     verifier = Verifier(model, compiled)
-    first = None
-    for _, program in candidates:
+    best = None  # (program, check, read): the first match, else the first program tried (the best guess)
+    for program, read in _with_read_variants(candidates, compiled, graph):
       tried += 1
       result = verifier.check(program)
-      first = first or result
+      best = best or (program, result, read)
       if result.verified or result.status == "sampled":
-        chosen, check = program, result
+        best = (program, result, read)
         break
-    check = check or first
+    if best is not None:
+      chosen, check, chosen_read = best
   verified = check is not None and check.verified
   if check is None:
     text = "unverified: verification was not run"
@@ -131,10 +139,45 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     text = check.describe()
   else:
     text = f"unverified: none of {tried} candidates matched the model ({check.describe()}; best guess shown)"
+  if chosen_read is not None and chosen_read.read:
+    text += (f"; {chosen_read.read} function(s) read from the weights, {chosen_read.disagreed} of them "
+             f"different from the decoder's guess")
   return DecompileResult(program=chosen, source=source.to_source(chosen), line_confidence=confidence,
                          verified=verified, verification=text, candidates_tried=tried,
                          seconds=time.time() - start, mode=mode, check=check, output_block=compiled.output_name,
-                         warnings=warnings)
+                         warnings=warnings, functions_read=chosen_read.read if chosen_read else 0,
+                         functions_replaced=chosen_read.disagreed if chosen_read else 0)
+
+
+def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, read_functions.ReadVariant | None]]:
+  """The order verification tries programs in: decoded candidates and their read variants, each once.
+
+  A candidate's read variant (read_functions.py) comes just before it, since
+  where a guess and the weights disagree the model computes what the weights
+  say; the decoded candidate stays in the list, so verification alone decides.
+  Programs whose functions are all registry names come before any with a
+  table: an intermediate SOp's value labels are not in the weights, so a
+  table over guessed labels can be right (even weight-identical) where a later
+  candidate says the same with names (`x - 1` and `EQ` rather than `x + 1` and
+  a shifted truth table).
+  """
+  options: list[tuple[int, ir.Program, read_functions.ReadVariant | None]] = []
+  seen: set[str] = set()
+  for _, program in candidates:
+    try:
+      read: read_functions.ReadVariant | None = read_functions.read_variant(program, compiled, graph)
+    except (ValueError, KeyError, IndexError, TypeError):
+      read = None
+    pair: list[tuple[ir.Program, read_functions.ReadVariant | None]] = (
+        [(read.program, read)] if read is not None and read.disagreed else [])
+    pair.append((program, dataclasses.replace(read, program=program, disagreed=0, replaced={}) if read else None))
+    for option, info in pair:
+      key = repr(option.lines)
+      if key not in seen:
+        seen.add(key)
+        options.append((sum(tables.parse(line.fn) is not None for line in option.lines), option, info))
+  options.sort(key=lambda o: o[0] > 0)  # stable: beam order within each group
+  return [(program, info) for _, program, info in options]
 
 
 def outside_training(trained_on: dict | None, model, n_ops: int) -> list[str]:

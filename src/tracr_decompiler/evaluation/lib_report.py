@@ -94,6 +94,8 @@ def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: in
     rec["ops"] = len(result.program)
     rec["verified"] = result.verified
     rec["status_of_check"] = result.status
+    rec["functions_read"] = result.functions_read  # lines whose function came from the weights
+    rec["functions_replaced"] = result.functions_replaced  # of those, where the decoder's guess disagreed
     rec["verification"] = result.verification
     reference = _rasp_outputs(expr, inputs)
     got = metrics.outputs(result.program, inputs)
@@ -105,7 +107,9 @@ def evaluate_lib(checkpoint: str | None = None, out: str | None = None, beam: in
   done = [r for r in results if r.get("status") == "ok"]
   summary = {"settings": SETTINGS.to_json(), "programs": results,
              "functional": sum(r["functional"] for r in done), "verified": sum(r["verified"] for r in done),
-             "decompiled": len(done), "total": len(results)}
+             "decompiled": len(done), "total": len(results),
+             "functions_read": sum(r["functions_read"] for r in done),
+             "functions_replaced": sum(r["functions_replaced"] for r in done)}
   if out:
     path = pathlib.Path(out)
     path.mkdir(parents=True, exist_ok=True)
@@ -128,4 +132,7 @@ def markdown(summary: dict) -> str:
   lines.append(f"{summary['verified']}/{summary['total']} verified against the model tracr compiled, "
                f"{summary['functional']}/{summary['total']} functionally equal to the lib program "
                f"(exact: n/a where the program uses lambdas outside our registry).")
+  if "functions_read" in summary:
+    lines.append(f"Functions read from the weights in the programs shown: {summary['functions_read']}, of which "
+                 f"{summary['functions_replaced']} replaced the decoder's guess.")
   return "\n".join(lines) + "\n"

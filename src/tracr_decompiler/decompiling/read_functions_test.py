@@ -1,0 +1,106 @@
+"""Functions read from the weights: out-of-registry predicates and tables come back exact, and verified."""
+
+import pytest
+from tracr.rasp import rasp
+
+import tracr_decompiler
+from tracr_decompiler.compiling import compiler, reading
+from tracr_decompiler.decompiling import read_functions
+from tracr_decompiler.decompiling.verify import Verifier
+from tracr_decompiler.encoding import weights
+from tracr_decompiler.program import ir, tables
+
+L = ir.Line
+OUTPUT_TABLE = {0: 2, 1: 0, 2: 4, 3: 1, 4: 3, 5: 0}  # no registry function: a permutation-like lookup
+COUNT_ONES = tables.predicate((1, q) for q in range(5)).source  # make_count's `lambda k, q: k == 1`
+
+
+@pytest.fixture(scope="module")
+def count_model():
+  """make_count(tokens, 1) then an out-of-registry Map at the output, compiled by plain tracr."""
+  count = rasp.categorical(rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == 1)))
+  out = rasp.categorical(rasp.Map(lambda x: OUTPUT_TABLE[x], count))
+  return compiler.tracr_compile(out, compiler.CompileSettings(compiler_bos="BOS"))
+
+
+def _read(program: ir.Program, model) -> read_functions.ReadVariant:
+  compiled = reading.as_compiled(model)
+  return read_functions.read_variant(ir.canonicalize(program), compiled, weights.encode_model(compiled))
+
+
+def test_decompile_returns_the_tables_verified(count_model):
+  result = tracr_decompiler.decompile(count_model)
+  assert result.status == "proved", result.verification
+  select, output = result.program.lines
+  assert select.fn == COUNT_ONES
+  assert output.fn == tables.lookup(OUTPUT_TABLE).source
+  assert (result.functions_read, result.functions_replaced) == (2, 2)
+  assert "2 function(s) read from the weights" in result.verification
+
+
+def test_wrong_guesses_are_replaced_by_the_weights_tables(count_model):
+  guess = ir.make_program([L("selector_width", "categorical", "EQ", ("tokens", "tokens"), "a"),
+                           L("map", "categorical", "inc", ("a",), "b")])
+  variant = _read(guess, count_model)
+  assert (variant.read, variant.disagreed) == (2, 2)
+  want = ir.make_program([L("selector_width", "categorical", COUNT_ONES, ("tokens", "tokens"), "a"),
+                          L("map", "categorical", tables.lookup(OUTPUT_TABLE).source, ("a",), "b")])
+  assert variant.program == ir.canonicalize(want)
+  assert Verifier(count_model).check(variant.program).status == "proved"
+
+
+def test_a_guess_that_agrees_keeps_its_name():
+  program = ir.make_program([L("selector_width", "categorical", "EQ", ("tokens", "tokens"), "a"),
+                             L("map", "categorical", "inc", ("a",), "b")])
+  variant = _read(program, compiler.compile_program(program))
+  assert (variant.read, variant.disagreed) == (2, 0)
+  assert variant.program == ir.canonicalize(program)
+
+
+def test_a_table_some_registry_entry_matches_is_written_as_that_name():
+  truth = ir.make_program([L("map", "categorical", "eq0", ("tokens",), "a"),
+                           L("aggregate", "categorical", "LT", ("indices", "indices", "a"), "b")])
+  guess = ir.make_program([L("map", "categorical", "eq2", ("tokens",), "a"),
+                           L("aggregate", "categorical", "GT", ("indices", "indices", "a"), "b")])
+  variant = _read(guess, compiler.compile_program(truth))
+  assert variant.program == ir.canonicalize(truth)  # names, not tables
+
+
+def test_interchangeable_maps_are_told_apart_by_their_users():
+  """detect_pattern's shape: two Maps of tokens fit either node until the lines that use them decide."""
+  shift = tables.predicate((k, k + 1) for k in range(4)).source  # shift_by's `q == k + 1`
+  truth = ir.make_program([L("map", "categorical", "eq0", ("tokens",), "a"),
+                           L("map", "categorical", "eq1", ("tokens",), "b"),
+                           L("aggregate", "categorical", shift, ("indices", "indices", "a"), "c"),
+                           L("sequence_map", "categorical", "and", ("c", "b"), "d")])
+  guess = ir.make_program([L("map", "categorical", "eq0", ("tokens",), "a"),
+                           L("map", "categorical", "eq1", ("tokens",), "b"),
+                           L("aggregate", "categorical", "EQ", ("indices", "indices", "a"), "c"),
+                           L("sequence_map", "categorical", "and", ("c", "b"), "d")])
+  model = compiler.compile_program(truth)
+  variant = _read(guess, model)
+  assert (variant.read, variant.disagreed) == (4, 1)
+  assert variant.program == ir.canonicalize(truth)
+  assert Verifier(model).check(variant.program).status == "proved"
+
+
+def test_intermediate_labels_the_weights_do_not_hold_leave_the_guess():
+  """A Map onto 3 values guessed as one onto 5: its labels are unknown, so it and its user stay as guessed."""
+  truth = ir.make_program([L("map", "categorical", tables.lookup({0: 3, 1: 1, 2: 3, 3: 0, 4: 1}).source,
+                             ("tokens",), "a"),
+                           L("map", "categorical", tables.lookup({0: 1, 1: 2, 3: 0}).source, ("a",), "b")])
+  guess = ir.make_program([L("map", "categorical", "inc", ("tokens",), "a"),
+                           L("map", "categorical", "dec", ("a",), "b")])
+  variant = _read(guess, compiler.compile_program(truth))
+  assert (variant.read, variant.disagreed) == (0, 0)
+  assert variant.program == ir.canonicalize(guess)
+
+
+def test_numerical_map_reads_the_numbers():
+  truth = ir.make_program([L("map", "numerical", tables.lookup({0: 0.5, 1: 2, 2: 0, 3: 0.25, 4: 3}).source,
+                             ("tokens",), "a")])
+  guess = ir.make_program([L("map", "numerical", "ident", ("tokens",), "a")])
+  model = compiler.compile_program(truth)
+  variant = _read(guess, model)
+  assert variant.program == ir.canonicalize(truth)
+  assert Verifier(model).check(variant.program).status == "proved"
