@@ -5,10 +5,16 @@ Example usage:
     >>> sample = sample_program(cfg, np.random.default_rng(0))
     >>> print(source.to_source(sample.program))
 
-Every candidate op is evaluated on all inputs as soon as it is drawn (the
-vectorised evaluator makes that cheap), so bad ops are rejected one at a time
-rather than whole programs: ops that fail, are constant, duplicate an existing
-SOp, have too many values, or would be compiled wrong by tracr.
+A program is grown one line at a time on a few hundred probe inputs (all input
+lengths in one padded batch), and each drawn line is evaluated at once, so bad
+lines are rejected one at a time rather than whole programs: lines that fail,
+are constant, duplicate an SOp, have too many values, or that tracr would
+compile wrong. Lines that leave SOps dangling are pruned and regrown (_grow).
+Then the checks run cheapest first (sample_program): compile, the compiled
+model on the probe inputs, then RASP and the compiled model on every checked
+input and tracr's own validation. Settings come from cfg.settings or, with
+cfg.mixed_settings, are drawn per program (settings.py); with
+cfg.table_fraction, functions and predicates may be random tables.
 """
 
 from __future__ import annotations
@@ -210,7 +216,7 @@ def _map_fns(b: _Builder, x: _Var) -> list:
   return [f for f in registry.MAP_FUNCTIONS if b.kind(x) in f.accepts]
 
 
-def _outputs_drawn(b: _Builder, n: int, numerical: bool) -> list:
+def _random_outputs(b: _Builder, n: int, numerical: bool) -> list:
   """n random table outputs: a few small ints (tracr's categorical-to-numerical MLP cannot output negatives)."""
   k = int(b.rng.integers(2, 6))
   return [int(v) for v in b.rng.integers(0, k, size=n)] if not numerical or b.rng.random() < 0.5 \
@@ -228,7 +234,7 @@ def _propose_map(b: _Builder, out: str) -> Optional[ir.Line]:
   x = b.pick_from(b.vars if enc == "categorical" else b.complete(b.vars))
   if _table(b, x):  # a random lookup table over x's whole value set (issue 10)
     keys = sorted(x.domain, key=tables.sort_key)  # type: ignore[arg-type]
-    fn = tables.lookup(dict(zip(keys, _outputs_drawn(b, len(keys), enc == "numerical"))))
+    fn = tables.lookup(dict(zip(keys, _random_outputs(b, len(keys), enc == "numerical"))))
     return ir.Line("map", enc, fn.source, (x.name,), out)
   fn = b.choose(_map_fns(b, x))
   return ir.Line("map", enc, fn.name, (x.name,), out)
@@ -242,7 +248,7 @@ def _propose_sequence_map(b: _Builder, out: str) -> Optional[ir.Line]:
   if y is not None and _table(b, x, y):
     pairs = list(itertools.product(sorted(x.domain, key=tables.sort_key),  # type: ignore[arg-type]
                                    sorted(y.domain, key=tables.sort_key)))  # type: ignore[arg-type]
-    fn = tables.lookup(dict(zip(pairs, _outputs_drawn(b, len(pairs), False))))
+    fn = tables.lookup(dict(zip(pairs, _random_outputs(b, len(pairs), False))))
     return ir.Line("sequence_map", "categorical", fn.source, (x.name, y.name), out)
   if y is None or not fns:
     return None
