@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from tracr_decompiler import cli, errors, files, limits, test_cases
+from tracr_decompiler import processes_testing as processes
 from tracr_decompiler.compiling import compiler, model_io
 from tracr_decompiler.program import source
 
@@ -371,30 +372,6 @@ def test_a_utf8_bom_is_accepted(tmp_path, capsys):
 # signals
 
 
-def _children(pid: int) -> set[int]:
-  """All descendants of pid, from /proc."""
-  found, frontier = set(), {pid}
-  while frontier:
-    parents, frontier = frontier, set()
-    for entry in os.listdir("/proc"):
-      if entry.isdigit():
-        try:
-          ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-          continue
-        if ppid in parents and int(entry) not in found:
-          found.add(int(entry))
-          frontier.add(int(entry))
-  return found
-
-
-def _alive(pid: int) -> bool:
-  try:
-    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
-  except OSError:
-    return False
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_signal_to_generate_stops_the_pool_and_keeps_whole_shards(tmp_path, signum):
   import pyarrow.parquet as pq
@@ -405,12 +382,12 @@ def test_signal_to_generate_stops_the_pool_and_keeps_whole_shards(tmp_path, sign
   try:
     deadline, seen = time.time() + 120, set()
     while time.time() < deadline and proc.poll() is None:
-      seen |= _children(proc.pid)
+      seen |= processes.descendants(proc.pid)
       if len(list((out / "data").glob("shard-*.parquet"))) >= 1 and len(seen) >= 2:
         break
       time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()
-    seen |= _children(proc.pid)
+    seen |= processes.descendants(proc.pid)
     os.kill(proc.pid, signum)  # the parent alone, as `kill PID` does
     _, err = proc.communicate(timeout=120)
   finally:
@@ -419,9 +396,10 @@ def test_signal_to_generate_stops_the_pool_and_keeps_whole_shards(tmp_path, sign
   assert proc.returncode == 128 + signum
   assert len(err.strip().splitlines()) == 1 and signal.Signals(signum).name in err, err
   deadline = time.time() + 30
-  while time.time() < deadline and any(map(_alive, seen)):
+  while time.time() < deadline and any(map(processes.alive, seen)):
     time.sleep(0.2)
-  assert not any(map(_alive, seen)), [open(f"/proc/{p}/cmdline").read() for p in seen if _alive(p)]
+  assert not any(map(processes.alive, seen)), [open(f"/proc/{p}/cmdline").read()
+                                                for p in seen if processes.alive(p)]
   shards = list((out / "data").glob("shard-*.parquet"))
   assert shards and all(pq.ParquetFile(s).metadata.num_rows == 1 for s in shards)
 

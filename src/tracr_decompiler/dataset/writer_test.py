@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import pytest
 
+from tracr_decompiler import processes_testing as processes
 from tracr_decompiler.dataset import reader, rows, writer
 from tracr_decompiler.generation.config import GenerationConfig
 
@@ -87,21 +88,6 @@ def test_ray_path_gives_the_same_dataset(reference, tmp_path):
   assert got["content_hash"] == manifest["content_hash"]
 
 
-def _descendants(pid):
-  found, frontier = set(), {pid}
-  while frontier:
-    parents, frontier = frontier, set()
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-      try:
-        ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
-      except (OSError, IndexError, ValueError):
-        continue
-      if ppid in parents and int(entry) not in found:
-        found.add(int(entry))
-        frontier.add(int(entry))
-  return found
-
-
 def test_a_dead_worker_is_reported_in_one_line_not_waited_for(tmp_path):
   # multiprocessing.Pool lost a dead worker's shard and waited forever (seed 1's "stalled" shards).
   out = tmp_path / "d"
@@ -110,7 +96,7 @@ def test_a_dead_worker_is_reported_in_one_line_not_waited_for(tmp_path):
   try:
     deadline, workers = time.time() + 120, set()
     while time.time() < deadline and len(workers) < 2:
-      workers = {p for p in _descendants(proc.pid)
+      workers = {p for p in processes.descendants(proc.pid)
                  if "spawn_main" in open(f"/proc/{p}/cmdline").read() and "tracker_fd" in open(f"/proc/{p}/cmdline").read()
                  and "resource_tracker" not in open(f"/proc/{p}/cmdline").read()}
       time.sleep(0.2)
