@@ -22,7 +22,7 @@ from tracr_decompiler.decompiling.decompile import DecompileError, decompile, lo
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.evaluation import metrics
 from tracr_decompiler.generation import settings as settings_lib
-from tracr_decompiler.program import ir, source
+from tracr_decompiler.program import ir, source, tables
 from tracr_decompiler.training import data, loop
 
 # Published numbers to compare against (GUIDE §1).
@@ -31,7 +31,8 @@ ANCHORS = {
     "meta-model exact": 0.60, "meta-model exact @5 SOps": 0.80, "meta-model exact @8 SOps": 0.26,
 }
 METRICS = ("exact", "compilable", "functional", "weight_identical", "line_accuracy")
-SETTINGS_BREAKDOWNS = ("vocab_size", "max_seq_len", "token_type", "causal")  # compile settings, beside by_n_sops
+# Beside by_n_sops: compile settings (issue 11), and whether the true program has functions outside the registry (issue 10).
+SETTINGS_BREAKDOWNS = ("vocab_size", "max_seq_len", "token_type", "causal", "functions")
 
 
 def _score(pred: ir.Program | None, truth: ir.Program, model, inputs) -> dict[str, float]:
@@ -88,6 +89,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines}),
            "vocab_size": len(s.vocab), "max_seq_len": s.max_seq_len, "token_type": settings_lib.token_type(s),
            "causal": s.causal, "inputs_checked": inputs.describe(),
+           "functions": "out-of-registry" if any(tables.parse(l.fn) for l in truth.lines) else "registry-only",
            "settings": f"vocab {len(s.vocab)}, max_seq_len {s.max_seq_len}{', causal' if s.causal else ''}",
            "truth_source": source.to_source(truth, header=False)}  # settings and sources: the HTML report
     for mode in ("nar", "ar"):
@@ -105,6 +107,9 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
       rec["verified"]["verified"] = float(result.verified)
       rec["check"] = result.status
       rec["source"], rec["verification"] = source.to_source(result.program, header=False), result.verification
+      rec["named"] = dict(collections.Counter("table" if tables.parse(l.fn) else "registry"
+                                              for l in result.program.lines if l.op != "linear_sequence_map"))
+      rec["functions_read"], rec["functions_replaced"] = result.functions_read, result.functions_replaced
     except DecompileError:
       rec["verified"] = {**_score(None, truth, model, inputs), "verified": 0.0}
       rec["check"] = "refused"
@@ -134,6 +139,12 @@ def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> 
     return {g: rates([r for r in records if r.get(key) == g]) for g in groups}
 
   latency = {d: _mean([r[f"{d}_seconds"] for r in records]) for d in decoders}
+  # How the verified decoder's functions came out (issue 10): registry names or tables; and how many
+  # functions were read from the weights, and how many of those overrode the neural guess.
+  overall["verified"]["named"] = dict(sum((collections.Counter(r.get("named", {})) for r in records),
+                                          collections.Counter()))
+  overall["verified"]["functions_read"] = sum(r.get("functions_read", 0) for r in records)
+  overall["verified"]["functions_replaced"] = sum(r.get("functions_replaced", 0) for r in records)
   return {"split": split, "data": data_dir, "checkpoint": checkpoint, "programs": len(records),
           "unreadable_programs": dropped, "beam": beam, "teacher_forced": teacher, "overall": overall,
           "by_n_sops": by("n_sops"), "by_op": {op: rates([r for r in records if op in r["ops"]]) for op in programs.OPS},
@@ -162,7 +173,11 @@ def markdown(summary: dict) -> str:
             f"AR token accuracy {t.get('ar_token_acc', float('nan')):.1%}. "
             f"Verified (proved by identical weights, or same outputs on every input): "
             f"{o['verified']['verified']:.1%}; statuses: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(o["verified"].get("statuses", {}).items())) + ".", "",
+            + ", ".join(f"{k} {v}" for k, v in sorted(o["verified"].get("statuses", {}).items())) + ". "
+            + f"Functions in the verified decoder's programs: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(o["verified"].get("named", {}).items())) or "none")
+            + f"; read from the weights {o['verified'].get('functions_read', 0)}, of which "
+              f"{o['verified'].get('functions_replaced', 0)} replaced the decoder's guess.", "",
             "| SOps | programs | NAR exact | NAR functional | AR exact | AR functional | verified exact | verified functional |",
             "|---|---|---|---|---|---|---|---|"]
   for n, m in summary["by_n_sops"].items():

@@ -1,0 +1,25 @@
+"""The evaluate report's breakdowns: settings, registry-only vs out-of-registry programs, how functions were named."""
+
+from tracr_decompiler.evaluation import report
+
+
+def _record(i: int, functions: str, exact: float, named: dict) -> dict:
+  scores = {m: exact for m in report.METRICS}
+  return {"id": str(i), "n_sops": 2 + i % 3, "ops": ["map"], "vocab_size": 5, "max_seq_len": 5 + i % 2,
+          "token_type": "int", "causal": False, "functions": functions, "nar": scores, "ar": scores,
+          "verified": {**scores, "verified": exact}, "check": "proved" if exact else "different", "named": named,
+          "functions_read": 2, "functions_replaced": int(functions != "registry-only"),
+          "nar_seconds": 0.1, "ar_seconds": 0.1, "verified_seconds": 1.0}
+
+
+def test_breakdowns_and_naming_counts():
+  records = ([_record(i, "registry-only", 1.0, {"registry": 2}) for i in range(3)]
+             + [_record(i, "out-of-registry", 0.0, {"registry": 1, "table": 1}) for i in range(3, 5)])
+  summary = report._summarise(records, {}, "test", "data", None, 16, 0)
+  assert summary["by_functions"]["registry-only"]["count"] == 3
+  assert summary["by_functions"]["out-of-registry"]["verified_functional"] == 0.0
+  assert summary["by_max_seq_len"][5]["count"] == 3
+  assert summary["overall"]["verified"]["named"] == {"registry": 8, "table": 2}
+  assert summary["overall"]["verified"]["functions_replaced"] == 2
+  md = report.markdown({**summary, "exclude": None})
+  assert "| functions |" in md and "| out-of-registry | 2 |" in md and "table 2" in md
