@@ -21,6 +21,7 @@ import os
 import pathlib
 import threading
 import time
+from queue import Empty
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Optional
 
@@ -111,8 +112,9 @@ def _run_local(cfg: DatasetConfig, todo: list[int], bar) -> None:
       generate_shard(cfg, shard, bar.update)
     return
   ctx = mp.get_context("spawn")  # no forked JAX state
-  queue = ctx.SimpleQueue()  # workers -> parent: one item per program, so the bar moves per program
-  drain = threading.Thread(target=_drain, args=(queue, bar), daemon=True)
+  queue = ctx.Queue()  # workers -> parent: one item per program, so the bar moves per program
+  stop = threading.Event()
+  drain = threading.Thread(target=_drain, args=(queue, bar, stop), daemon=True)
   drain.start()
   # A ProcessPoolExecutor, not multiprocessing.Pool: when a worker dies (killed,
   # out of memory, a failed import) Pool silently loses its shard and waits
@@ -131,13 +133,20 @@ def _run_local(cfg: DatasetConfig, todo: list[int], bar) -> None:
     raise
   finally:
     pool.shutdown(wait=True, cancel_futures=True)
-    queue.put(None)
-    drain.join()
+    # The parent never writes to the queue (a worker killed mid-write may hold its lock), and a
+    # drain thread stuck on a half-written message is a daemon: it cannot keep the process alive.
+    stop.set()
+    drain.join(timeout=2)
 
 
-def _drain(queue, bar) -> None:
-  while (count := queue.get()) is not None:
-    bar.update(count)
+def _drain(queue, bar, stop: threading.Event) -> None:
+  """Moves the bar per program; once the workers have exited (stop), ends at the first empty read."""
+  while True:
+    try:
+      bar.update(queue.get(timeout=0.1))
+    except Empty:
+      if stop.is_set():
+        return
 
 
 def _run_ray(cfg: DatasetConfig, todo: list[int], bar) -> None:
