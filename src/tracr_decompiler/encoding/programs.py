@@ -20,6 +20,7 @@ MAX_ARGS = 3
 OPS = op_table.KINDS
 ENCODINGS = op_table.ENCODINGS
 FNS = registry.ALL_NAMES
+FN_INDEX = {f: i for i, f in enumerate(FNS)}
 MAX_NODES = 32  # pointer vocabulary of the decoder
 
 # Autoregressive vocabulary: specials, then every field value, then node refs.
@@ -62,7 +63,10 @@ def targets(graph: WeightGraph, program: ir.Program, residual_labels: list[str])
   args = np.full((s, MAX_ARGS), IGNORE, np.int64)
   for i, name in enumerate(names[2:], 2):
     line = label_to_line[name]
-    op[i], enc[i], fn[i] = OPS.index(line.op), ENCODINGS.index(line.encoding), FNS.index(line.fn)
+    op[i], enc[i] = OPS.index(line.op), ENCODINGS.index(line.encoding)
+    # A table function (tables.py) has no name to learn: its fn is left without a target, and at
+    # decode time the readers (decompiling/read_functions.py) replace whatever the decoder guesses.
+    fn[i] = FN_INDEX.get(line.fn, IGNORE)
     for k, a in enumerate(line.args):
       args[i, k] = line_to_node[a]
       if args[i, k] >= i:
@@ -75,7 +79,7 @@ def ar_sequence(t: dict[str, np.ndarray]) -> np.ndarray:
   seq = []
   for i in range(2, len(t["op"])):
     seq += [AR_INDEX[f"op:{OPS[t['op'][i]]}"], AR_INDEX[f"enc:{ENCODINGS[t['enc'][i]]}"],
-            AR_INDEX[f"fn:{FNS[t['fn'][i]]}"]]
+            AR_INDEX[f"fn:{FNS[t['fn'][i]]}"] if t["fn"][i] != IGNORE else NONE]  # a table (see targets)
     seq += [AR_INDEX[f"ref:{a}"] if a != IGNORE else NONE for a in t["args"][i]]
   return np.array(seq + [EOS], np.int64)
 

@@ -1,0 +1,34 @@
+"""Training targets for programs with table functions: structure is learned, a table's fn has no target."""
+
+import numpy as np
+
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.dataset import rows
+from tracr_decompiler.encoding import programs, weights
+from tracr_decompiler.generation import sampler
+from tracr_decompiler.generation.config import GenerationConfig
+from tracr_decompiler.model.config import ModelConfig
+from tracr_decompiler.program import tables
+from tracr_decompiler.training import data
+
+
+def test_table_lines_have_no_fn_target_and_training_reads_them():
+  rng = np.random.default_rng(12)
+  seen_tables = 0
+  for _ in range(6):
+    sample = sampler.sample_program(GenerationConfig(table_fraction=0.8, max_sops=4), rng)
+    model = compiler.compile_program(sample.program, sample.model.settings)
+    graph = weights.encode_model(model)
+    try:
+      t = programs.targets(graph, sample.program, model.residual_labels)
+    except programs.AlignmentError:
+      continue
+    is_table = {programs.FN_INDEX.get(line.fn) is None for line in sample.program.lines}
+    assert (t["fn"][2:] == programs.IGNORE).sum() == sum(tables.parse(l.fn) is not None for l in sample.program.lines)
+    seq = programs.ar_sequence(t)
+    fn_tokens = seq[2:-1:programs.TOKENS_PER_LINE]  # op, enc, fn, args...: every line's fn token
+    assert (fn_tokens == programs.NONE).sum() == (t["fn"][2:] == programs.IGNORE).sum()
+    seen_tables += True in is_table
+    example = data.example_from_row(rows.to_row(sample.program, model), 0, ModelConfig())
+    assert example is not None and (example.fn == programs.IGNORE).sum() >= (t["fn"][2:] == programs.IGNORE).sum()
+  assert seen_tables >= 2
