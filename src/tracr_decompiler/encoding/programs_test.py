@@ -32,3 +32,22 @@ def test_table_lines_have_no_fn_target_and_training_reads_them():
     example = data.example_from_row(rows.to_row(sample.program, model), 0, ModelConfig())
     assert example is not None and (example.fn == programs.IGNORE).sum() >= (t["fn"][2:] == programs.IGNORE).sum()
   assert seen_tables >= 2
+
+
+def test_validation_metrics_run_on_table_programs():
+  # Teacher-forced validation rebuilt the true program from fields; a table's fn has none (it crashed).
+  import torch
+  from tracr_decompiler.decompiling.decompile import load_decompiler  # the shipped model
+  from tracr_decompiler.training import loop
+  rng = np.random.default_rng(21)
+  decompiler = load_decompiler()
+  examples = []
+  while len(examples) < 4:
+    sample = sampler.sample_program(GenerationConfig(table_fraction=0.9, max_sops=3), rng)
+    if not any(tables.parse(line.fn) for line in sample.program.lines):
+      continue
+    example = data.example_from_row(rows.to_row(sample.program, sample.model), len(examples), decompiler.cfg)
+    if example is not None:
+      examples.append(example)
+  metrics = loop.evaluate_batches(decompiler, examples, torch.device("cpu"), "both", ar_limit=4)
+  assert 0.0 <= metrics["nar_exact"] <= 1.0 and "ar_token_acc" in metrics
