@@ -51,3 +51,4 @@ def test_validation_metrics_run_on_table_programs():
       examples.append(example)
   metrics = loop.evaluate_batches(decompiler, examples, torch.device("cpu"), "both", ar_limit=4)
   assert 0.0 <= metrics["nar_exact"] <= 1.0 and "ar_token_acc" in metrics
+  assert not decompiler.training  # the shared shipped model is left in eval mode (it was left training)

@@ -134,7 +134,8 @@ def _timed_threads(model: Decompiler, batch: Batch, mode: str, bf16: bool) -> tu
 @torch.no_grad()
 def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mode: str,
                      bf16: bool = True, ar_limit: int | None = None) -> dict[str, float]:
-  """Teacher-forced field/token accuracy and greedy exact match on `examples`."""
+  """Teacher-forced field/token accuracy and greedy exact match on `examples` (the model's mode is restored)."""
+  was_training = model.training
   model.eval()
   stats = {"fields": 0, "fields_ok": 0, "nar_exact": 0, "n": 0, "ar_tokens": 0, "ar_tokens_ok": 0,
            "ar_exact": 0, "ar_n": 0}
@@ -179,7 +180,7 @@ def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mo
         cands = decode.ar_beam(model, memory[i:i + 1].float(), mask[i:i + 1], e.size, beam=1)
         stats["ar_exact"] += int(bool(cands) and cands[0][1] == truth)
         stats["ar_n"] += 1
-  model.train()
+  model.train(was_training)  # a caller's eval-mode model (the shipped one, shared) stays in eval mode
   out = {}
   if stats["n"]:
     out["field_acc"] = stats["fields_ok"] / max(1, stats["fields"])

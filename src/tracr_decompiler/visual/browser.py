@@ -88,7 +88,9 @@ def render(path: str | os.PathLike, width: int = 1280, timeout: float = 60.0, ch
   if binary is None:
     raise FileNotFoundError("no chromium found (Debian: apt-get install chromium)")
   url = pathlib.Path(path).resolve().as_uri()
-  with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
+  # Chromium's helper processes can still be writing the profile after the main one exits; a leftover
+  # file in a temporary folder must not turn a rendered page into an error.
+  with tempfile.TemporaryDirectory(prefix="report-chromium-", ignore_cleanup_errors=True) as profile:
     proc = subprocess.Popen(
         [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
          "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
