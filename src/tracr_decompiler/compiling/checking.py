@@ -21,16 +21,6 @@ def compiled_matches(model: CompiledModel, inputs: list[tuple], expected: list[l
   return evaluate.same_outputs(forward.run(model, inputs), expected, tol)
 
 
-def compiled_matches_batches(model: CompiledModel, batches: dict[int, np.ndarray],
-                             expected: dict[int, np.ndarray], tol: float = 1e-3) -> bool:
-  """Vectorised `compiled_matches` for numeric vocabularies.
-
-  batches: length -> tokens [N, L]; expected: length -> RASP outputs [N, L] (NaN = None).
-  """
-  got = forward.run_arrays(model, batches)
-  return got is not None and all(same_arrays(got[n], expected[n], tol) for n in batches)
-
-
 def compiled_matches_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray, expected: Values,
                             labels: tuple | None = None, tol: float = 1e-3) -> bool:
   """The compiled model computes `expected` (RASP evaluation) on one padded batch (evaluate.padded_batch).
@@ -40,16 +30,18 @@ def compiled_matches_padded(model: CompiledModel, tokens: np.ndarray, valid: np.
   """
   got = forward.run_padded(model, tokens, valid, labels)
   if model.categorical_output:  # output index -> expected's float encoding; inf never matches
-    table = np.array([_encode(v, expected.labels) for v in model.output_values] + [np.nan])
+    encode = _encoding(expected.labels)
+    table = np.array([encode(v) for v in model.output_values] + [np.nan])
     got = table[np.where(np.isnan(got), len(model.output_values), got).astype(int)]
   return same_arrays(got[valid], expected.data[valid], tol)
 
 
-def _encode(value, labels: tuple | None) -> float:
+def _encoding(labels: tuple | None):
+  """value -> the float an evaluated Values holds for it (its code when there are labels; inf if none fits)."""
   if labels is not None:
     codes = {evaluate.value_key(v): i for i, v in enumerate(labels)}
-    return float(codes.get(evaluate.value_key(value), np.inf))
-  return float(value) if evaluate.is_number(value) or isinstance(value, (bool, np.bool_)) else np.inf
+    return lambda value: float(codes.get(evaluate.value_key(value), np.inf))
+  return lambda value: float(value) if evaluate.is_number(value) or isinstance(value, (bool, np.bool_)) else np.inf
 
 
 def same_arrays(got: np.ndarray, want: np.ndarray, tol: float = 1e-3) -> bool:

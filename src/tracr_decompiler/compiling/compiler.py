@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 from tracr.compiler import (basis_inference, craft_graph_to_model, expr_to_craft_graph, nodes,
                             rasp_to_graph, validating)
-from tracr.craft import bases, transformers, vectorspace_fns
+from tracr.craft import bases, vectorspace_fns
 from tracr.rasp import rasp
 
 from tracr_decompiler import limits
@@ -231,7 +231,7 @@ def _assemble(layers: _Layers, tokens_space, indices_space, output_space,
 
   project = lambda space: _project(residual, space)
   index = residual.index_by_direction
-  mlp_groups = iter(zip(mlps, hidden_bases))
+  mlp_groups, head_groups = iter(zip(mlps, hidden_bases)), iter(heads_per_block)
   for module_name, (half, blocks) in zip(module_names, layers.blocks):
     if half % 2 == 1:
       group, hidden_basis = next(mlp_groups)
@@ -246,8 +246,7 @@ def _assemble(layers: _Layers, tokens_space, indices_space, output_space,
       params[f"{module_name}/linear_1"]["w"][:] = w1
       params[f"{module_name}/linear_2"]["w"][:] = w2
       continue
-    heads = [h for b in blocks for h in b.as_multi().heads()]
-    for i, head in enumerate(heads):
+    for i, head in enumerate(next(head_groups)):
       cols = slice(i * key_size, (i + 1) * key_size)
       qk, ov = head.w_qk.matrix, head.w_ov.matrix
       q = np.zeros((d, key_size)); q[:, :qk.shape[1]] = project(head.w_qk.left_space) @ qk

@@ -90,11 +90,9 @@ def _plan(model: CompiledModel) -> list[_Layer]:
   return plan
 
 
-def residual_stream(model: CompiledModel, tokens: np.ndarray, plan: list[_Layer] | None = None,
-                    key_mask: np.ndarray | None = None) -> np.ndarray:
+def residual_stream(model: CompiledModel, tokens: np.ndarray, key_mask: np.ndarray | None = None) -> np.ndarray:
   """Final residual stream [N, T, D] for token ids [N, T] (BOS included at position 0).
 
-  plan: `_plan(model)`, when the caller runs the same model on several batches.
   key_mask: [N, T] bool, for inputs of several lengths padded into one batch:
   no position attends to a padding key, so every real position computes
   exactly what the unpadded input computes. (tracr's own model has no such
@@ -110,7 +108,7 @@ def residual_stream(model: CompiledModel, tokens: np.ndarray, plan: list[_Layer]
   allowed = np.tril(np.ones((t, t), dtype=bool))[None] if model.settings.causal else None
   if key_mask is not None:
     allowed = key_mask[:, None, :] if allowed is None else allowed & key_mask[:, None, :]
-  for layer in plan if plan is not None else _plan(model):
+  for layer in _plan(model):
     outputs = []  # every head reads the residual stream before any of them writes
     for h in layer.heads:
       q = (x[:, h.q_rows] @ h.wq + h.bq).reshape(n, t, -1)
@@ -135,7 +133,6 @@ def residual_stream(model: CompiledModel, tokens: np.ndarray, plan: list[_Layer]
     if layer.mlp_bias is not None:
       x += layer.mlp_bias
   return x.reshape(n, t, -1)
-  return x
 
 
 def run(model: CompiledModel, inputs: list[tuple]) -> list[list]:
@@ -181,27 +178,3 @@ def run_padded(model: CompiledModel, tokens: np.ndarray, valid: np.ndarray,
 
 def _number(v: float):
   return int(v) if float(v).is_integer() else float(v)  # the vocab's own key (3, not 3.0; same hash anyway)
-
-
-def run_arrays(model: CompiledModel, batches: dict[int, np.ndarray]) -> dict[int, np.ndarray] | None:
-  """Vectorised `run` for numeric vocabularies and outputs: length -> [N, L] floats (NaN = None).
-
-  batches: length -> tokens [N, L] (numbers from the vocab). Returns None when
-  tokens or output values are not numbers (use `run` then).
-  """
-  try:
-    vocab = np.array(sorted(model.settings.vocab), dtype=float)
-    values = np.asarray(model.output_values, dtype=float) if model.categorical_output else None
-  except (TypeError, ValueError):
-    return None
-  bos = model.input_encoding[model.settings.compiler_bos]
-  rows = np.array([model.input_encoding[v] for v in sorted(model.settings.vocab)])
-  out, plan = {}, _plan(model)
-  for n, tokens in batches.items():
-    ids = np.concatenate([np.full((len(tokens), 1), bos), rows[np.searchsorted(vocab, tokens)]], axis=1)
-    res = residual_stream(model, ids, plan)[:, 1:, model.output_dims]
-    if values is not None:  # a categorical output
-      out[n] = np.where(res.max(-1) > 0.5, values[res.argmax(-1)], np.nan)
-    else:
-      out[n] = res[..., 0].astype(float)
-  return out
