@@ -57,5 +57,11 @@ def dynamic_reasons(expr, inputs: list[tuple]) -> list[str]:
   from tracr.compiler import validating  # imports JAX: only where the generator validates
   reasons = []
   for xs in inputs:
-    reasons += [f"{u.expr.label}: {u.reason}" for u in validating.dynamic_validate(expr, list(xs))]
+    try:
+      reasons += [f"{u.expr.label}: {u.reason}" for u in validating.dynamic_validate(expr, list(xs))]
+    except (ValueError, TypeError, ZeroDivisionError) as e:
+      # tracr's evaluator fails where ours returns None, e.g. a numerical Aggregate
+      # whose input holds None at every selected position: a program tracr cannot
+      # run is rejected, not a crash of the generator (mixed settings found it).
+      reasons.append(f"tracr's evaluator fails: {type(e).__name__}: {e}")
   return sorted(set(reasons))

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
+from tracr_decompiler import limits
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.generation import settings as settings_lib
 from tracr_decompiler.generation.config import GenerationConfig
@@ -39,6 +40,10 @@ CATEGORICAL_KINDS = (registry.INT, registry.BOOL)
 
 class GenerationError(TracrDecompilerError, RuntimeError):
   """No program could be drawn (settings that admit none), or a generation worker failed."""
+
+
+# Largest product of input value sets a SequenceMap may have (see _Builder._domain).
+MAX_DOMAIN_PRODUCT = 1 << 16
 
 
 @dataclasses.dataclass
@@ -55,8 +60,8 @@ class _Var:
   name: str
   encoding: str
   values: Values  # on the probe inputs, all lengths in one padded batch
-  # The value set tracr's basis inference gives this SOp (categorical SOps
-  # whose inputs' sets are known), else None: a table function must cover it.
+  # The value set tracr's basis inference gives this SOp (a table function
+  # must cover it; its size bounds the MLPs); None only before it is known.
   domain: frozenset | None = None
 
   def __post_init__(self):
@@ -151,29 +156,65 @@ class _Builder:
       return False
     if not self._acceptable(line, env, values):
       return False
+    domain = self._domain(line, env)
+    if domain is None or len(domain) > limits.MAX_VALUE_SET:
+      return False  # tracr's compile would fail, or its value-set inference would explode (see _domain)
     self.lines.append(line)
-    self.vars.append(_Var(line.out, line.encoding, values, self._domain(line, env)))
+    self.vars.append(_Var(line.out, line.encoding, values, domain))
     self.consumed.update(line.args)
     self.names += 1
     return True
 
   def _domain(self, line: ir.Line, env: dict[str, _Var]) -> frozenset | None:
-    """tracr's inferred value set of a categorical line, when its arguments' are known (basis_inference's rules)."""
-    if line.encoding != "categorical":
-      return None
+    """The value set tracr's basis_inference will give this line (its rules, mirrored), or None.
+
+    None where tracr's compile would fail or stall: a function that raises on
+    a value of its inputs' sets (only ArithmeticError is ignored, as tracr
+    does), or a SequenceMap whose product of input sets is larger than
+    MAX_DOMAIN_PRODUCT. tracr enumerates that product; chains of
+    LinearSequenceMaps over numerical SOps grew it past 10^5 values, and
+    compiling one such candidate ran for minutes (24-SOp mixed settings).
+    Knowing every set up front also rejects a categorical SequenceMap whose
+    MLP (one hidden unit per pair of input values) is wider than
+    cfg.max_mlp_hidden before it is compiled.
+    """
     domains = [env[a].domain for a in line.args]
+    if any(d is None for d in domains):
+      return None
+    n = self.settings.max_seq_len
     if line.op == "selector_width":
-      return frozenset(range(self.settings.max_seq_len + 1))
+      return frozenset(range(n + 1))
     if line.op == "aggregate":
-      return domains[2]
-    fn = registry.function(line.fn)
-    known = [d for d in domains if d is not None]
-    if line.op not in ("map", "sequence_map") or fn is None or len(known) < len(domains):
+      values = domains[2]
+      if line.encoding == "categorical":
+        return values
+      return frozenset(v / length for v in values for length in range(1, n + 1))  # type: ignore[union-attr]
+    size = int(np.prod([len(d) for d in domains]))  # type: ignore[arg-type]
+    if size > MAX_DOMAIN_PRODUCT:
       return None
+    if line.op == "sequence_map" and all(env[a].encoding == "categorical" for a in line.args) \
+        and size > self.cfg.max_mlp_hidden:
+      return None
+    if line.op == "linear_sequence_map":
+      w = registry.LINEAR[line.fn]
+      f: Callable | None = lambda x, y: w.fst * x + w.snd * y
+    else:
+      fn = registry.function(line.fn)
+      f = fn.fn if fn is not None else None
+    if f is None:
+      return None
+    out = set()
     try:
-      return frozenset(fn.fn(*args) for args in itertools.product(*known))
-    except Exception:  # a function that fails on some value tracr would apply it to: tracr's compile fails too
+      for args in itertools.product(*domains):  # type: ignore[arg-type]
+        try:
+          value = f(*args)
+        except ArithmeticError:  # tracr's errors.ignoring_arithmetic_errors
+          continue
+        if value is not None:
+          out.add(value)
+    except Exception:  # tracr's compile fails on it too
       return None
+    return frozenset(out)
 
   def prune(self, keep: set[str]) -> None:
     """Keeps only the lines named in `keep` (the output's ancestors), so growing can go on from them."""
@@ -225,7 +266,8 @@ def _random_outputs(b: _Builder, n: int, numerical: bool) -> list:
 
 def _table(b: _Builder, *args: _Var) -> bool:
   """Whether to draw a table function (cfg.table_fraction) over these arguments' value sets."""
-  return (b.rng.random() < b.cfg.table_fraction and all(a.domain is not None for a in args)
+  return (b.rng.random() < b.cfg.table_fraction
+          and all(a.domain is not None and a.encoding == "categorical" for a in args)
           and int(np.prod([len(a.domain) for a in args])) <= b.cfg.max_table_entries)  # type: ignore[arg-type]
 
 
