@@ -206,8 +206,9 @@ def cmd_train(args) -> None:
   train, model = cli_config.resolve(args, args.sections)
   cfg = _config(loop.TrainConfig, **train)
   model_cfg = _config(ModelConfig, **model, d_ff=4 * model["d_model"])
-  if not reader.manifest(cfg.data)["splits"].get("train"):
-    raise reader.DatasetError(f"{cfg.data} has no training programs; generate a larger dataset")
+  for d in cfg.data_dirs:
+    if not reader.manifest(d)["splits"].get("train"):
+      raise reader.DatasetError(f"{d} has no training programs; generate a larger dataset")
   files.make_dirs(cfg.out)
   metrics = loop.train(cfg, model_cfg, progress=not args.quiet)
   print("final validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))

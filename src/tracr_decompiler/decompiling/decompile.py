@@ -181,25 +181,48 @@ def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, r
 
 
 def outside_training(trained_on: dict | None, model, n_ops: int) -> list[str]:
-  """Ways the model lies outside what the decompiler was trained on (its accuracy there is unmeasured)."""
+  """Ways the model lies outside what the decompiler was trained on (its accuracy there is unmeasured).
+
+  trained_on["parts"] holds each training dataset's ranges ("covers", see
+  generation/settings.coverage); a model inside any one part gets no warning,
+  else the part it is closest to (fewest warnings) is reported. Older configs
+  hold one "generation" with fixed settings.
+  """
   if not trained_on:
     return []
   warnings = []
   if trained_on.get("feature_version") != weights.FEATURE_VERSION:
     warnings.append(f"the decompiler was trained on features v{trained_on.get('feature_version')}, "
                     f"this code computes v{weights.FEATURE_VERSION}")
-  gen = trained_on.get("generation") or {}
-  settings = gen.get("settings") or {}
+  parts = [p.get("covers") for p in trained_on.get("parts") or () if isinstance(p, dict)]
+  if "generation" in trained_on:  # a config written before parts
+    parts.append(_legacy_covers(trained_on.get("generation") or {}))
+  per_part = [_outside(c, model, n_ops) for c in parts if isinstance(c, dict)]
+  return warnings + (min(per_part, key=len) if per_part else [])
+
+
+def _outside(covers: dict, model, n_ops: int) -> list[str]:
   s = model.settings
-  if settings.get("vocab") is not None and len(s.vocab) != len(settings["vocab"]):
-    warnings.append(f"vocab of {len(s.vocab)} tokens; trained on {len(settings['vocab'])}")
-  if settings.get("max_seq_len") is not None and s.max_seq_len != settings["max_seq_len"]:
-    warnings.append(f"max_seq_len {s.max_seq_len}; trained on {settings['max_seq_len']}")
-  if settings.get("mlp_exactness") is not None and s.mlp_exactness != settings["mlp_exactness"]:
-    warnings.append(f"mlp_exactness {s.mlp_exactness}; trained on {settings['mlp_exactness']}")
-  if gen.get("max_sops") is not None and not gen.get("min_sops", 1) <= n_ops <= gen["max_sops"]:
-    warnings.append(f"{n_ops} ops; trained on {gen.get('min_sops', 1)}-{gen['max_sops']}")
-  return warnings
+  checks = (("vocab_size", len(s.vocab), "vocab of {} tokens"), ("max_seq_len", s.max_seq_len, "max_seq_len {}"),
+            ("n_ops", n_ops, "{} ops"))
+  out = []
+  for key, value, text in checks:
+    lo_hi = covers.get(key)
+    if lo_hi and not lo_hi[0] <= value <= lo_hi[1]:
+      trained = f"{lo_hi[0]}" if lo_hi[0] == lo_hi[1] else f"{lo_hi[0]}-{lo_hi[1]}"
+      out.append(f"{text.format(value)}; trained on {trained}")
+  exactness = covers.get("mlp_exactness")
+  if exactness and s.mlp_exactness not in exactness:
+    out.append(f"mlp_exactness {s.mlp_exactness}; trained on {', '.join(map(str, exactness))}")
+  return out
+
+
+def _legacy_covers(gen: dict) -> dict:
+  settings = gen.get("settings") or {}
+  vocab, n = settings.get("vocab"), settings.get("max_seq_len")
+  return {"vocab_size": [len(vocab)] * 2 if vocab is not None else None, "max_seq_len": [n, n] if n else None,
+          "mlp_exactness": [settings["mlp_exactness"]] if settings.get("mlp_exactness") else None,
+          "n_ops": [gen.get("min_sops", 1), gen["max_sops"]] if gen.get("max_sops") is not None else None}
 
 
 def _line_confidence(logits, program: ir.Program, s: int) -> list[float]:

@@ -66,3 +66,21 @@ def token_type(settings: CompileSettings) -> str:
   if len(numbers) < len(settings.vocab):
     return "mixed"
   return "int" if sorted(numbers) == list(range(len(numbers))) else "int_gaps"
+
+
+def coverage(generation: dict | None) -> dict | None:
+  """The settings ranges a dataset's generator config draws from, as plain numbers.
+
+  Stored with a trained decompiler (config.json "trained_on"), so `decompile`
+  can say when a model lies outside them without importing the generator.
+  """
+  if not generation:
+    return None
+  sops = [generation.get("min_sops", 1), generation.get("max_sops", 8)]
+  if generation.get("mixed_settings"):
+    return {"vocab_size": list(VOCAB_SIZES), "max_seq_len": list(MAX_SEQ_LENS),
+            "mlp_exactness": list(MLP_EXACTNESS), "n_ops": sops}
+  fixed = generation.get("settings") or {}
+  vocab, n = len(fixed.get("vocab") or ()), fixed.get("max_seq_len")
+  return {"vocab_size": [vocab, vocab] if vocab else None, "max_seq_len": [n, n] if n else None,
+          "mlp_exactness": [fixed["mlp_exactness"]] if fixed.get("mlp_exactness") else None, "n_ops": sops}

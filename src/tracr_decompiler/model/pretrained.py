@@ -38,9 +38,11 @@ def _config_json(model_cfg: ModelConfig) -> dict:
                     "ar": list(programs.AR_VOCAB)}}
 
 
-def trained_on(generation: dict | None) -> dict:
-  """The record of what a decompiler was trained on: the feature version and the generator's settings."""
-  return {"feature_version": weights.FEATURE_VERSION, "generation": generation}
+def trained_on(parts: list[tuple[dict | None, dict | None]]) -> dict:
+  """The record of what a decompiler was trained on: the feature version and, per dataset part,
+  the generator's settings and the ranges they cover ((generation, coverage) pairs)."""
+  return {"feature_version": weights.FEATURE_VERSION,
+          "parts": [{"generation": g, "covers": c} for g, c in parts]}
 
 
 def save_pretrained(model: Decompiler, folder: pathlib.Path) -> None:

@@ -14,7 +14,8 @@ from tracr_decompiler.cli_config import setting
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  data: str = setting("data/main", "dataset folder from `generate`")
+  data: str = setting("data/main", "dataset folder from `generate`; several, comma-separated, train on all of "
+                      "them (e.g. parts drawn with different settings)")
   out: str = setting("runs/main", "run folder (checkpoints, metrics.csv, training.png); resumes when it holds a run")
   mode: str = setting("both", "decoders to train: nar, ar or both (one encoder, both decoders)",
                       choices=("nar", "ar", "both"))
@@ -34,6 +35,10 @@ class TrainConfig:
                               "CPUs with oneDNN bf16: 1.2-1.6x faster steps on this project's machine)")
   limit: int | None = setting(None, "use only the first N training programs")
   max_minutes: float | None = setting(None, "stop (and checkpoint) after this much wall time")
+
+  @property
+  def data_dirs(self) -> list[str]:
+    return [d for d in self.data.split(",") if d]
 
   def __post_init__(self):
     if self.mode not in ("nar", "ar", "both"):

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from tracr_decompiler.dataset import reader
 from tracr_decompiler.dataset.reader import DatasetError
 from tracr_decompiler.encoding import programs
+from tracr_decompiler.generation import settings
 from tracr_decompiler.model import decode, pretrained
 from tracr_decompiler.model.batch import Batch
 from tracr_decompiler.model.config import ModelConfig
@@ -229,14 +230,19 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
     (out / "argv.txt").write_text(" ".join(sys.argv) + "\n")
 
   cache = out / "cache"
-  train_ex = data.prepare(cfg.data, "train", cache, limit=cfg.limit, progress=progress and master, model_cfg=model_cfg)
-  val_ex = data.prepare(cfg.data, "val", cache, progress=progress and master, model_cfg=model_cfg)[:cfg.eval_examples]
+  dirs = cfg.data_dirs
+  train_ex, val_parts = [], []
+  for d in dirs:  # several parts: concatenated; validation takes an equal share of each part
+    train_ex += data.prepare(d, "train", cache, limit=cfg.limit, progress=progress and master, model_cfg=model_cfg)
+    val_parts.append(data.prepare(d, "val", cache, progress=progress and master, model_cfg=model_cfg))
+  val_ex = [e for part in val_parts for e in part[:max(1, cfg.eval_examples // len(dirs))]][:cfg.eval_examples]
   if not train_ex:
     raise DatasetError(f"no usable training programs in {cfg.data}")
 
   torch.manual_seed(cfg.seed)
   model = Decompiler(model_cfg).to(device)
-  model.trained_on = pretrained.trained_on(reader.generation_config(cfg.data))
+  generations = [reader.generation_config(d) for d in dirs]
+  model.trained_on = pretrained.trained_on([(g, settings.coverage(g)) for g in generations])
   opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
   step = 0
   if resume_from is not None and state is not None:  # both or neither
@@ -292,6 +298,7 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
       metrics = evaluate_batches(model, val_ex, device, cfg.mode, bf16, ar_limit=len(val_ex) // 5)
       row = {"step": step, "lr": lr_at(cfg, step), "loss": loss,
              **{k: v.item() for k, v in losses.items() if k != "loss"}, **metrics,
+             "programs_seen": step * cfg.batch_size,
              "minutes": (time.time() - start) / 60 + (state or {}).get("minutes", 0.0),
              "programs_per_s": programs_per_s, "threads": torch.get_num_threads(), "bf16": int(bf16)}
       _append_csv(log_path, row)
@@ -321,20 +328,27 @@ def _append_csv(path: pathlib.Path, row: dict) -> None:
 
 
 def _plot(csv_path: pathlib.Path, png: pathlib.Path) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  """Loss by step; validation by programs seen and by wall-clock hours (the README's curves)."""
+  from matplotlib.figure import Figure  # no pyplot: drawing must not touch the process's matplotlib state
   rows = list(csv.DictReader(csv_path.open()))
   steps = [int(r["step"]) for r in rows]
-  fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+  fig = Figure(figsize=(14, 4))
+  a, b, c = fig.subplots(1, 3)
   for key in ("nar_loss", "ar_loss"):
     if rows and rows[0].get(key):
       a.plot(steps, [float(r[key]) for r in rows], label=key)
-  a.set_yscale("log"); a.set_xlabel("step"); a.set_title("training loss"); a.legend()
+  a.set_yscale("log"); a.set_xlabel("step"); a.set_title("training loss")
+  seen = [float(r.get("programs_seen") or 0) for r in rows]
+  hours = [float(r.get("minutes") or 0) / 60 for r in rows]
   for key in ("nar_exact", "field_acc", "ar_exact", "ar_token_acc"):
     if rows and rows[0].get(key):
-      b.plot(steps, [float(r[key]) for r in rows], label=key)
-  b.set_ylim(0, 1); b.set_xlabel("step"); b.set_title("validation (greedy)"); b.legend()
+      b.plot(seen, [float(r[key]) for r in rows], label=key)
+      c.plot(hours, [float(r[key]) for r in rows], label=key)
+  b.set_xlabel("programs seen (with repeats)"); b.set_title("validation (greedy)")
+  c.set_xlabel("wall-clock hours"); c.set_title("validation (greedy)")
+  for ax in (a, b, c):
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend()
+  b.set_ylim(0, 1); c.set_ylim(0, 1)
   fig.tight_layout()
   fig.savefig(png, dpi=100)
-  plt.close(fig)

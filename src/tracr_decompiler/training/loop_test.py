@@ -182,3 +182,20 @@ def test_the_train_command_runs_under_torchrun(dataset, tmp_path):
          "--mode", "nar", "--quiet"]
   subprocess.run(cmd, check=True, capture_output=True, timeout=300)
   assert json.loads((out / "last" / "trainer_state.json").read_text())["step"] == 4
+
+
+def test_several_dataset_parts_train_together_and_the_model_records_each(dataset, tmp_path):
+  mixed = tmp_path / "mixed"
+  writer.build_dataset(writer.DatasetConfig(n=8, out=str(mixed), workers=1, seed=4, shard_size=8,
+                                            val_percent=0, test_percent=0,
+                                            generation=GenerationConfig(max_sops=3, mixed_settings=True)),
+                       progress=False)
+  both = data.prepare(dataset, "train", tmp_path / "c", progress=False) + data.prepare(
+      str(mixed), "train", tmp_path / "c", progress=False)
+  cfg = loop.TrainConfig(data=f"{dataset},{mixed}", out=str(tmp_path / "run"), steps=4, batch_size=len(both),
+                         warmup=1, eval_every=4, eval_examples=4, bf16=False)
+  loop.train(cfg, TINY, progress=False)
+  decompiler = load_decompiler(tmp_path / "run" / "last")
+  parts = decompiler.trained_on["parts"]
+  assert [p["covers"]["vocab_size"] for p in parts] == [[5, 5], [2, 16]]  # the fixed world, then the mixed ranges
+  assert [p["covers"]["n_ops"] for p in parts] == [[2, 3], [2, 3]]
