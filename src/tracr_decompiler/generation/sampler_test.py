@@ -133,3 +133,22 @@ def test_table_functions_are_drawn_and_plain_tracr_computes_them():
                              sample.program, inputs)
     assert result.equal, result.describe()
   assert len(drawn) >= 2, drawn  # lookup and truth tables both appear
+
+
+def test_a_line_whose_tracr_value_set_would_explode_is_never_added():
+  # tracr's basis inference enumerates a SequenceMap's input product: chained LinearSequenceMaps over
+  # numerical SOps made one candidate compile for minutes. The builder knows every set and refuses first.
+  from tracr_decompiler.program import ir
+  cfg = GenerationConfig()
+  rng = np.random.default_rng(0)
+  probe, _ = sampler._input_sets(cfg.settings, rng)
+  b = sampler._Builder(cfg, rng, probe, cfg.settings)
+  assert b.try_add(ir.Line(op="linear_sequence_map", encoding="numerical", fn="lin_1_1", args=("tokens", "indices"),
+                           out="x0"))
+  assert b.vars[-1].domain == frozenset(range(9))  # tracr's set: every sum, not only those the probe saw
+  x1 = ir.Line(op="linear_sequence_map", encoding="numerical", fn="lin_1_m1", args=("x0", "tokens"), out="x1")
+  env = {v.name: v for v in b.vars}
+  assert b._domain(x1, env) == frozenset(range(-4, 9))
+  b.vars[-1].domain = frozenset(range(sampler.MAX_DOMAIN_PRODUCT // 4))  # as if x0 took 2^14 values
+  assert b._domain(x1, env) is None  # 2^14 x 5 pairs: more than MAX_DOMAIN_PRODUCT
+  assert not b.try_add(x1) and [line.out for line in b.lines] == ["x0"]
