@@ -59,9 +59,11 @@ def dynamic_reasons(expr, inputs: list[tuple]) -> list[str]:
   for xs in inputs:
     try:
       reasons += [f"{u.expr.label}: {u.reason}" for u in validating.dynamic_validate(expr, list(xs))]
-    except (ValueError, TypeError, ZeroDivisionError) as e:
-      # tracr's evaluator fails where ours returns None, e.g. a numerical Aggregate
-      # whose input holds None at every selected position: a program tracr cannot
-      # run is rejected, not a crash of the generator (mixed settings found it).
+    except Exception as e:  # pylint: disable=broad-except
+      # tracr's evaluator fails where ours does not: a numerical Aggregate whose
+      # input holds None at every selected position (ValueError), or a table
+      # keyed by a float that tracr's own arithmetic computes one ulp apart
+      # (KeyError). A program tracr cannot run is rejected, not a crash of the
+      # generator (mixed settings with tables found both).
       reasons.append(f"tracr's evaluator fails: {type(e).__name__}: {e}")
   return sorted(set(reasons))
