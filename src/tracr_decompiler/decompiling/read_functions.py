@@ -7,7 +7,8 @@ block order. `read_variant` turns a candidate into its "read" variant: each
 line whose node's table can be read and given real values gets that table,
 unless its registry guess already agrees with it on every value its inputs
 take (then the name stays: readable source). A table that some registry
-function (or Comparison) matches is written as that name (registry.named).
+function (or Comparison) matches is written as that name, else as the shortest
+formula of a small grammar that matches, else it stays a table (registry.named).
 
 Turning indices into values:
   inputs    tracr's value sets of the candidate's SOps (its basis inference on
@@ -226,7 +227,7 @@ def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, 
       if _agrees(line, table):
         return line.fn
       domains = [values[a] for a in line.args]
-      return registry.named(tables.lookup(table).source, domains, kinds)
+      return registry.named(tables.lookup(table).source, domains, kinds, search_formulas=True)
     if line.op in ("aggregate", "selector_width"):
       keys, queries, pairs = _predicate_pairs(line, model, graph, j, values)
       guess = registry.predicate(line.fn)
@@ -235,7 +236,7 @@ def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, 
           return line.fn
       except TypeError:
         pass
-      return registry.named(tables.predicate(pairs).source, [keys, queries], kinds[:2])
+      return registry.named(tables.predicate(pairs).source, [keys, queries], kinds[:2], search_formulas=True)
   except (_Skip, tables.TableError, ValueError, IndexError, KeyError):
     return None
   return None

@@ -1,4 +1,5 @@
-"""Functions read from the weights: out-of-registry predicates and tables come back exact, and verified."""
+"""Functions read from the weights: out-of-registry predicates and tables come back exact (as formulas when
+a short one matches), and verified."""
 
 import pytest
 from tracr.rasp import rasp
@@ -12,7 +13,7 @@ from tracr_decompiler.program import ir, tables
 
 L = ir.Line
 OUTPUT_TABLE = {0: 2, 1: 0, 2: 4, 3: 1, 4: 3, 5: 0}  # no registry function: a permutation-like lookup
-COUNT_ONES = tables.predicate((1, q) for q in range(5)).source  # make_count's `lambda k, q: k == 1`
+COUNT_ONES = "lambda k, q: k == 1"  # make_count's own predicate, found as a formula (formulas.py)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_a_table_some_registry_entry_matches_is_written_as_that_name():
 
 def test_interchangeable_maps_are_told_apart_by_their_users():
   """detect_pattern's shape: two Maps of tokens fit either node until the lines that use them decide."""
-  shift = tables.predicate((k, k + 1) for k in range(4)).source  # shift_by's `q == k + 1`
+  shift = "lambda k, q: q == k + 1"  # shift_by's predicate: a formula (formulas.py), read back as written
   truth = ir.make_program([L("map", "categorical", "eq0", ("tokens",), "a"),
                            L("map", "categorical", "eq1", ("tokens",), "b"),
                            L("aggregate", "categorical", shift, ("indices", "indices", "a"), "c"),

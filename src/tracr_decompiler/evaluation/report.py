@@ -22,7 +22,7 @@ from tracr_decompiler.decompiling.decompile import DecompileError, decompile, lo
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.evaluation import metrics
 from tracr_decompiler.generation import settings as settings_lib
-from tracr_decompiler.program import ir, source, tables
+from tracr_decompiler.program import ir, registry, source
 from tracr_decompiler.training import data, loop
 
 # Published numbers to compare against (GUIDE §1).
@@ -89,7 +89,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines}),
            "vocab_size": len(s.vocab), "max_seq_len": s.max_seq_len, "token_type": settings_lib.token_type(s),
            "causal": s.causal, "inputs_checked": inputs.describe(),
-           "functions": "out-of-registry" if any(tables.parse(l.fn) for l in truth.lines) else "registry-only",
+           "functions": "out-of-registry" if any(registry.written(l.fn) for l in truth.lines) else "registry-only",
            "settings": f"vocab {len(s.vocab)}, max_seq_len {s.max_seq_len}{', causal' if s.causal else ''}",
            "truth_source": source.to_source(truth, header=False)}  # settings and sources: the HTML report
     for mode in ("nar", "ar"):
@@ -107,7 +107,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
       rec["verified"]["verified"] = float(result.verified)
       rec["check"] = result.status
       rec["source"], rec["verification"] = source.to_source(result.program, header=False), result.verification
-      rec["named"] = dict(collections.Counter("table" if tables.parse(l.fn) else "registry"
+      rec["named"] = dict(collections.Counter(registry.how_written(l.fn)  # registry, table or formula
                                               for l in result.program.lines if l.op != "linear_sequence_map"))
       rec["functions_read"], rec["functions_replaced"] = result.functions_read, result.functions_replaced
     except DecompileError:
@@ -139,7 +139,7 @@ def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> 
     return {g: rates([r for r in records if r.get(key) == g]) for g in groups}
 
   latency = {d: _mean([r[f"{d}_seconds"] for r in records]) for d in decoders}
-  # How the verified decoder's functions came out (issue 10): registry names or tables; and how many
+  # How the verified decoder's functions came out (issue 10): registry names, formulas or tables; and how many
   # functions were read from the weights, and how many of those overrode the neural guess.
   overall["verified"]["named"] = dict(sum((collections.Counter(r.get("named", {})) for r in records),
                                           collections.Counter()))

@@ -14,12 +14,13 @@ def _record(i: int, functions: str, exact: float, named: dict) -> dict:
 
 def test_breakdowns_and_naming_counts():
   records = ([_record(i, "registry-only", 1.0, {"registry": 2}) for i in range(3)]
-             + [_record(i, "out-of-registry", 0.0, {"registry": 1, "table": 1}) for i in range(3, 5)])
+             + [_record(i, "out-of-registry", 0.0, {"registry": 1, "table": 1}) for i in range(3, 5)]
+             + [_record(5, "out-of-registry", 1.0, {"formula": 2})])
   summary = report._summarise(records, {}, "test", "data", None, 16, 0)
   assert summary["by_functions"]["registry-only"]["count"] == 3
-  assert summary["by_functions"]["out-of-registry"]["verified_functional"] == 0.0
+  assert summary["by_functions"]["out-of-registry"]["count"] == 3
   assert summary["by_max_seq_len"][5]["count"] == 3
-  assert summary["overall"]["verified"]["named"] == {"registry": 8, "table": 2}
-  assert summary["overall"]["verified"]["functions_replaced"] == 2
+  assert summary["overall"]["verified"]["named"] == {"registry": 8, "table": 2, "formula": 2}
+  assert summary["overall"]["verified"]["functions_replaced"] == 3
   md = report.markdown({**summary, "exclude": None})
-  assert "| functions |" in md and "| out-of-registry | 2 |" in md and "table 2" in md
+  assert "| functions |" in md and "| out-of-registry | 3 |" in md and "formula 2" in md

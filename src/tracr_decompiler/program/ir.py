@@ -5,8 +5,9 @@ Example:
     v2 = aggregate numerical LEQ (indices, indices, v1)   # keys, queries, values
 
 `Line.args` holds variable names: "tokens", "indices" or an earlier line's `out`.
-`Line.fn` is a registry name or a table function's canonical lambda
-(program/tables.py), e.g. `map categorical lambda x: {0: 3, 1: 1}[x] (tokens)`.
+`Line.fn` is a registry name, a table function's canonical lambda
+(program/tables.py), e.g. `map categorical lambda x: {0: 3, 1: 1}[x] (tokens)`,
+or a formula's (program/formulas.py), e.g. `map categorical lambda x: (x + 3) % 5 (tokens)`.
 
 Argument order per op:
     map                  (x,)
@@ -22,7 +23,7 @@ import dataclasses
 from typing import Iterable
 
 from tracr_decompiler.errors import TracrDecompilerError
-from tracr_decompiler.program import ops, tables
+from tracr_decompiler.program import ops, registry
 
 INPUTS = ("tokens", "indices")
 
@@ -35,14 +36,14 @@ class ProgramError(TracrDecompilerError, ValueError):
 class Line:
   op: str  # One of ops.KINDS.
   encoding: str  # "categorical" or "numerical": the encoding of `out`.
-  fn: str  # A registry name valid for `op`, or a table function (tables.py) of the op's table form.
+  fn: str  # A registry name valid for `op`, or a table or formula (registry.written) of the op's table form.
   args: tuple[str, ...]
   out: str
 
   def __post_init__(self):
-    # Tables are compared by their text, so a table is always written canonically.
+    # Tables and formulas are compared by their text, so they are always written canonically.
     if self.fn.startswith("lambda"):
-      object.__setattr__(self, "fn", tables.canonical(self.fn))
+      object.__setattr__(self, "fn", registry.canonical(self.fn))
 
   def validate(self) -> None:
     spec = ops.SPECS.get(self.op)

@@ -1,8 +1,8 @@
 """The op table: one entry per RASP op kind, and the only place op kinds differ.
 
 Each `OpSpec` holds what is particular to one kind of line: its arguments'
-roles, the `fn` names it accepts and the form of table function it takes
-instead of a name (tables.py), how tracr builds it, how it is evaluated,
+roles, the `fn` names it accepts and the form of table or formula function it
+takes instead of a name (tables.py, formulas.py), how tracr builds it, how it is evaluated,
 printed and parsed, and which generator kinds draw it. Validation (ir.py),
 printing and parsing (source.py), tracr conversion (to_rasp.py), evaluation
 (evaluate.py), the sampler's dispatch and the model's vocabularies all look
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Literal, NoReturn, Protocol
 
 from tracr.rasp import rasp
 
-from tracr_decompiler.program import registry, tables, values
+from tracr_decompiler.program import formulas, registry, tables, values
 from tracr_decompiler.program.values import EvaluationError, Values
 
 if TYPE_CHECKING:  # ir imports this module; the annotation only needs the name
@@ -64,9 +64,9 @@ class OpSpec:
   expression: Callable[["Line", list[str]], str]  # source text, arguments already printed
   parse: Callable[[ParseContext, ast.Call, list[ast.expr], dict[str, ast.expr]], ParseResult | None]
   generator_kinds: tuple[str, ...]  # GenerationConfig.op_weights keys that draw this op
-  # The form of table function (tables.MAP / SEQUENCE_MAP / SELECT) `fn` may hold
-  # instead of a registry name; None: names only. Tables are never in `names`, so
-  # the model's fn vocabulary (the registry's names) does not depend on them.
+  # The form of table or formula (tables.MAP / SEQUENCE_MAP / SELECT) `fn` may hold
+  # instead of a registry name; None: names only. Tables and formulas are never in
+  # `names`, so the model's fn vocabulary (the registry's names) does not depend on them.
   table: str | None = None
   # The `fn` that computes the same with the two arguments swapped, or None: the
   # canonical form sorts such arguments (ir.order_symmetric).
@@ -79,11 +79,11 @@ class OpSpec:
   def accepts(self, fn: str) -> bool:
     if fn in self.names:
       return True
-    table = tables.parse(fn)
-    return table is not None and table.form == self.table and table.source == fn
+    w = registry.written(fn)
+    return w is not None and w.form == self.table and registry.canonical(fn) == fn
 
 
-# --- map / sequence_map: a registry function or a lookup table, applied elementwise ----------------------
+# --- map / sequence_map: a registry function, a lookup table or a formula, applied elementwise ----------------------
 
 
 def _function(line: "Line"):
@@ -131,16 +131,19 @@ def _parse_linear(p: ParseContext, node: ast.Call, args: list[ast.expr],
 
 
 def _transposed(line: "Line") -> str | None:
-  """SequenceMap(f, y, x) for SequenceMap(f, x, y): symmetric names stay, a table is transposed."""
+  """SequenceMap(f, y, x) for SequenceMap(f, x, y): symmetric names stay, a table is transposed,
+  a formula's x and y trade places."""
   if line.fn in registry.SYMMETRIC:
     return line.fn
-  table = tables.parse(line.fn)
-  if table is None:
+  w = registry.written(line.fn)
+  if isinstance(w, formulas.Formula):
+    return registry.canonical(formulas.swapped(w).source)
+  if w is None:
     return None
-  return tables.lookup({(y, x): v for (x, y), v in table.entries}).source
+  return tables.lookup({(y, x): v for (x, y), v in w.entries}).source
 
 
-# --- aggregate / selector_width: a Select with a registry comparison or a truth table ------------------
+# --- aggregate / selector_width: a Select with a registry comparison, a truth table or a formula ------------------
 
 
 def _select_source(line: "Line", a: list[str]) -> str:

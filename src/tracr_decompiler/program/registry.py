@@ -18,7 +18,7 @@ from typing import Callable
 
 from tracr.rasp import rasp
 
-from tracr_decompiler.program import tables
+from tracr_decompiler.program import formulas, tables
 
 INT, BOOL, NUM = "int", "bool", "num"
 
@@ -129,17 +129,57 @@ def normalize_lambda(source: str) -> str:
 BY_SOURCE = {normalize_lambda(f.source): f for f in FUNCTIONS.values()}
 
 
-# --- what a line's `fn` stands for: a name from above or a table function (tables.py) ------------------
+# --- what a line's `fn` stands for: a name from above, a table (tables.py) or a formula (formulas.py) ----
 
 
-def function(fn: str) -> Function | tables.Table | None:
-  """The Map / SequenceMap function `fn` stands for (both have `.fn` and `.source`), or None."""
-  return FUNCTIONS.get(fn) or tables.parse(fn)
+def written(fn: str) -> tables.Table | formulas.Formula | None:
+  """The function `fn` writes out (a table or a formula lambda); None for a name or other text.
+
+  The one place that tells the two apart: printing, parsing, validation and
+  reports ask this instead of each trying tables and formulas in turn.
+  """
+  table = tables.parse(fn)
+  return table if table is not None else formulas.parse(fn)
+
+
+def written_lambda(node) -> tables.Table | formulas.Formula:
+  """The table or formula a parsed lambda (`ast.Lambda`) writes out; ValueError saying why when neither."""
+  try:
+    return tables.from_lambda(node)
+  except tables.TableError as table_error:
+    try:
+      return formulas.from_lambda(node)
+    except formulas.FormulaError as formula_error:
+      raise ValueError(f"not a table ({table_error}) nor a formula ({formula_error})") from None
+
+
+def how_written(fn: str) -> str:
+  """"registry" (a name), "table" or "formula": how a line's `fn` gives its function (reports count these)."""
+  w = written(fn)
+  return "registry" if w is None else "table" if isinstance(w, tables.Table) else "formula"
+
+
+def canonical(fn: str) -> str:
+  """`fn` in its one spelling: a table or formula written canonically, a formula that is a registry
+  function's own source text written as that name (the source parser reads it so); anything else unchanged."""
+  w = written(fn)
+  if w is None:
+    return fn
+  if isinstance(w, formulas.Formula):
+    f = BY_SOURCE.get(w.source)
+    if f is not None and f.arity == len(formulas.PARAMS[w.form]):
+      return f.name
+  return w.source
+
+
+def function(fn: str) -> Function | tables.Table | formulas.Formula | None:
+  """The Map / SequenceMap function `fn` stands for (all three have `.fn` and `.source`), or None."""
+  return FUNCTIONS.get(fn) or written(fn)
 
 
 def predicate(fn: str) -> Callable | None:
   """The Select predicate `fn` stands for, called as tracr calls it: predicate(key, query); or None."""
-  return COMPARISONS.get(fn) or tables.parse(fn)
+  return COMPARISONS.get(fn) or written(fn)
 
 
 def canonical_alias(name: str, values, kind: str) -> str:
@@ -163,29 +203,40 @@ def _values_on(f: Callable, domains: list[list], arity: int):
     return None
 
 
-def named(fn: str, domains: list[list], kinds: list[str]) -> str:
-  """The first registry entry that agrees with `fn` on its arguments' values, else `fn`.
+def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool = False) -> str:
+  """The first registry entry that agrees with `fn` on its arguments' values, else a formula or `fn`.
 
   domains: the values each argument takes (keys' then queries' for a predicate);
-  kinds: their value kinds. A Map or SequenceMap table, or function, becomes the first
-  registry function of its arity accepting those kinds; a predicate table the first
+  kinds: their value kinds. A Map or SequenceMap table, function or formula becomes the
+  first registry function of its arity accepting those kinds; a predicate the first
   Comparison. Agreement is on the product of the domains, which is where tracr
   evaluates the function when it compiles (so the weights are the same).
+  With `search_formulas`, a table no registry entry matches becomes the shortest
+  formula that does (formulas.search, within its budget), else it stays a table.
+  Off by default: the generator and training targets name tables by the registry
+  alone (formulas are how the decompiler writes what it read, read_functions.py).
   """
   domains = [sorted(d, key=float) if all(not isinstance(v, str) for v in d) else list(d) for d in domains]
-  table = tables.parse(fn)
-  if fn in COMPARISONS or (table is not None and table.form == tables.SELECT):
+  w = written(fn)
+  select = fn in COMPARISONS or (w is not None and w.form == tables.SELECT)
+  if select:
     target = _values_on(predicate(fn), domains, 2)  # type: ignore[arg-type]
     match = next((c for c in COMPARISONS if _values_on(COMPARISONS[c], domains, 2) == target), None)
-    return match if target is not None and match is not None else fn
-  f = function(fn)
-  if f is None:
-    return fn
-  candidates = MAP_FUNCTIONS if len(domains) == 1 else SEQUENCE_MAP_FUNCTIONS
-  target = _values_on(f.fn, domains, len(domains))
-  if target is None:
-    return fn
-  for c in candidates:
-    if all(k in c.accepts for k in kinds) and _values_on(c.fn, domains, len(domains)) == target:
-      return c.name
+    if target is None or match is not None:
+      return match if target is not None and match is not None else fn
+  else:
+    f = function(fn)
+    if f is None:
+      return fn
+    candidates = MAP_FUNCTIONS if len(domains) == 1 else SEQUENCE_MAP_FUNCTIONS
+    target = _values_on(f.fn, domains, len(domains))
+    if target is None:
+      return fn
+    for c in candidates:
+      if all(k in c.accepts for k in kinds) and _values_on(c.fn, domains, len(domains)) == target:
+        return c.name
+  if search_formulas and isinstance(w, tables.Table):
+    found = formulas.search(w.form, domains, target)
+    if found is not None:
+      return canonical(found.source)
   return fn

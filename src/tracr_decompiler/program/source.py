@@ -2,8 +2,9 @@
 
 `to_source` prints code that runs as-is with tracr. `parse_source` reads such
 code back by walking its syntax tree with `ast`: the text is never executed,
-and every lambda must be one of the registry's functions or a table function
-(a literal lookup or truth table, tables.py).
+and every lambda must be one of the registry's functions, a table function
+(a literal lookup or truth table, tables.py) or a formula of the small
+expression grammar (formulas.py), read by walking its tree.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import ast
 from typing import NoReturn
 
 from tracr_decompiler import limits
-from tracr_decompiler.program import ir, ops, registry, tables
+from tracr_decompiler.program import formulas, ir, ops, registry, tables
 
 HEADER = "from tracr.rasp import rasp\n\n"
 _ENCODING_WRAPPERS = {"categorical", "numerical"}
@@ -98,15 +99,15 @@ class _Parser:
     fn = registry.BY_SOURCE.get(ast.unparse(node))
     if fn is not None and fn.arity == arity:
       return fn.name
-    table = self._table(node, f"unknown function `{ast.unparse(node)[:80]}` (not in the registry, not a table)")
-    if len(node.args.args) != arity:
+    written = self._written(node, f"unknown function `{ast.unparse(node)[:80]}` (not in the registry)")
+    if written.form != (tables.MAP if arity == 1 else tables.SEQUENCE_MAP):
       self.fail(node, f"expected a function of {arity} argument(s), got `{ast.unparse(node)[:80]}`")
-    return table.source
+    return registry.canonical(written.source)
 
-  def _table(self, node: ast.Lambda, message: str) -> tables.Table:
+  def _written(self, node: ast.Lambda, message: str) -> tables.Table | formulas.Formula:
     try:
-      return tables.from_lambda(node)
-    except tables.TableError as e:
+      return registry.written_lambda(node)
+    except ValueError as e:
       self.fail(node, f"{message}: {e}")
 
   def select(self, node: ast.AST) -> tuple[str, str, str]:
@@ -115,11 +116,12 @@ class _Parser:
     if not isinstance(node, ast.Call) or self._call_name(node) != "Select" or len(node.args) != 3 or node.keywords:
       self.fail(node, "expected rasp.Select(keys, queries, rasp.Comparison.X)")
     keys, queries, cmp = node.args
-    if isinstance(cmp, ast.Lambda):  # a predicate(key, query) given by its truth table
-      table = self._table(cmp, "unknown predicate")
-      if table.form != tables.SELECT:
-        self.fail(cmp, f"a predicate is `lambda k, q: (k, q) in {{...}}`, got `{ast.unparse(cmp)[:80]}`")
-      return self.ref(keys), self.ref(queries), table.source
+    if isinstance(cmp, ast.Lambda):  # a predicate(key, query) given by its truth table or a formula
+      written = self._written(cmp, "unknown predicate")
+      if written.form != tables.SELECT:
+        self.fail(cmp, f"a predicate is `lambda k, q: (k, q) in {{...}}` or a formula of k and q, "
+                       f"got `{ast.unparse(cmp)[:80]}`")
+      return self.ref(keys), self.ref(queries), written.source
     if not (isinstance(cmp, ast.Attribute) and cmp.attr in registry.COMPARISONS
             and ast.unparse(cmp.value) == "rasp.Comparison"):
       self.fail(cmp, f"unknown comparison `{ast.unparse(cmp)}`")

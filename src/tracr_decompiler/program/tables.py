@@ -39,7 +39,7 @@ class TableError(ValueError):
   """Text that is not a table function (the message says why)."""
 
 
-def _scalar(v):
+def scalar(v):
   """A table value in canonical form; TableError for anything but a finite int, float, bool or str."""
   if isinstance(v, bool) or isinstance(v, str):
     return v
@@ -103,8 +103,8 @@ def lookup(table: dict) -> Table:
   pairs = all(isinstance(k, tuple) for k in table)
   if pairs and not all(len(k) == 2 for k in table):
     raise TableError("SequenceMap table keys must be pairs")
-  canon = lambda k: tuple(_scalar(x) for x in k) if pairs else _scalar(k)
-  entries = [(canon(k), _scalar(v)) for k, v in table.items()]
+  canon = lambda k: tuple(scalar(x) for x in k) if pairs else scalar(k)
+  entries = [(canon(k), scalar(v)) for k, v in table.items()]
   if len(dict(entries)) != len(entries):
     raise TableError("two keys of the table are the same value")
   return Table(SEQUENCE_MAP if pairs else MAP, tuple(sorted(entries, key=lambda e: sort_key(e[0]))))
@@ -112,7 +112,7 @@ def lookup(table: dict) -> Table:
 
 def predicate(pairs) -> Table:
   """A Select predicate's table: the (key, query) pairs for which it holds."""
-  entries = {(_scalar(k), _scalar(q)) for k, q in pairs}
+  entries = {(scalar(k), scalar(q)) for k, q in pairs}
   return Table(SELECT, tuple(sorted(entries, key=sort_key)))
 
 
@@ -131,11 +131,11 @@ def from_function(form: str, fn: Callable, *domains) -> Table:
 
 def _literal(node: ast.AST):
   if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int, float, str)):
-    return _scalar(node.value)
+    return scalar(node.value)
   if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
     v = node.operand.value
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-      return _scalar(-v)
+      return scalar(-v)
   if isinstance(node, ast.Tuple) and len(node.elts) == 2:
     return tuple(_literal(e) for e in node.elts)
   raise TableError(f"`{ast.unparse(node)}` is not a literal")
