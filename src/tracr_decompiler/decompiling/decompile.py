@@ -23,7 +23,7 @@ from tracr_decompiler.decompiling import read_functions
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.errors import TracrDecompilerError
-from tracr_decompiler.program import ir, source, tables
+from tracr_decompiler.program import ir, registry, source
 from tracr_decompiler.model import decode, pretrained
 from tracr_decompiler.model.batch import inference_batch
 
@@ -175,7 +175,7 @@ def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, r
       key = repr(option.lines)
       if key not in seen:
         seen.add(key)
-        options.append((sum(tables.parse(line.fn) is not None for line in option.lines), option, info))
+        options.append((sum(registry.written(line.fn) is not None for line in option.lines), option, info))
   options.sort(key=lambda o: o[0] > 0)  # stable: beam order within each group
   return [(program, info) for _, program, info in options]
 

@@ -15,10 +15,22 @@ from __future__ import annotations
 
 from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs as model_outputs
 from tracr_decompiler.decompiling import identity
-from tracr_decompiler.program import evaluate, ir, source
+from tracr_decompiler.program import evaluate, ir, registry, source
 
 
-def exact(pred: ir.Program, truth: ir.Program) -> bool:
+def exact(pred: ir.Program, truth: ir.Program, inputs: list[tuple] | None = None, causal: bool = False) -> bool:
+  """The same canonical source.
+
+  With `inputs`, functions written out (tables, formulas) in either program are
+  first named alike on the values they receive there (registry name, else
+  shortest formula, else table: evaluate.with_canonical_aliases), so a formula
+  read from the weights matches the truth's table of the same function.
+  """
+  if inputs is not None and any(registry.written(line.fn) for p in (pred, truth) for line in p.lines):
+    try:
+      pred, truth = (evaluate.with_canonical_aliases(p, inputs, causal, search_formulas=True) for p in (pred, truth))
+    except (evaluate.EvaluationError, TypeError, ValueError):
+      pass  # a program that fails on these inputs is compared as written
   return source.to_source(ir.canonicalize(pred)) == source.to_source(ir.canonicalize(truth))
 
 

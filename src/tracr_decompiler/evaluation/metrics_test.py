@@ -49,3 +49,16 @@ def test_compilable_and_weight_identical():
   other = ir.make_program([L("selector_width", "categorical", "GT", ("tokens", "tokens"), "s"),
                            L("aggregate", "categorical", "EQ", ("s", "indices", "tokens"), "y")])
   assert not metrics.weight_identical(other, model)
+
+
+def test_a_formula_read_from_the_weights_is_exact_against_the_truths_table_of_the_same_function():
+  from tracr_decompiler.compiling import inputs as inputs_lib
+  from tracr_decompiler.program import ir
+  table = "lambda x: {0: 3, 1: 4, 2: 0, 3: 1, 4: 2}[x]"  # (x + 3) % 5 on tokens {0..4}
+  line = lambda fn: ir.Line(op="map", encoding="categorical", fn=fn, args=("tokens",), out="x0")
+  truth, formula = ir.Program((line(table),)), ir.Program((line("lambda x: (x + 3) % 5"),))
+  other = ir.Program((line("lambda x: (x + 2) % 5"),))
+  inputs = inputs_lib.input_set((0, 1, 2, 3, 4), 5).inputs
+  assert not metrics.exact(formula, truth)  # as written, the texts differ
+  assert metrics.exact(formula, truth, inputs)
+  assert not metrics.exact(other, truth, inputs)

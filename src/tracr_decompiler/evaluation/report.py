@@ -38,7 +38,7 @@ SETTINGS_BREAKDOWNS = ("vocab_size", "max_seq_len", "token_type", "causal", "fun
 def _score(pred: ir.Program | None, truth: ir.Program, model, inputs) -> dict[str, float]:
   if pred is None:
     return {m: 0.0 for m in METRICS}
-  return {"exact": float(metrics.exact(pred, truth)),
+  return {"exact": float(metrics.exact(pred, truth, inputs.inputs, model.settings.causal)),
           "compilable": float(metrics.compilable(pred, model.settings)),
           "functional": float(metrics.functional(pred, truth, model.settings, inputs)),
           "weight_identical": float(metrics.weight_identical(pred, model)),

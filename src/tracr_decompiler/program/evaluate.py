@@ -122,14 +122,17 @@ def same_outputs(xs: list[list], ys: list[list], tol: float = 1e-3) -> bool:
       len(x) == len(y) and all(same_value(a, b, tol) for a, b in zip(x, y)) for x, y in zip(xs, ys))
 
 
-def with_canonical_aliases(program: ir.Program, inputs: list[tuple], causal: bool = False) -> ir.Program:
+def with_canonical_aliases(program: ir.Program, inputs: list[tuple], causal: bool = False,
+                           search_formulas: bool = False) -> ir.Program:
   """Map functions replaced by their first registry alias on the values they receive.
 
   See registry.canonical_alias. Programs from the generator already are in
   this form; older data and user programs may not be. Table functions of any
   op (Map, SequenceMap, Select predicate) that a registry entry matches on the
   values their arguments receive are written as that entry (registry.named):
-  this is where a table becomes a name.
+  this is where a table becomes a name. With search_formulas, a table or
+  formula that no entry matches is written as the shortest formula that does
+  (registry.named), as read_functions writes what it reads.
   """
   labels = token_labels(inputs)  # any vocabulary: letters are codes into labels
   tokens, valid = padded_batch(inputs, labels)
@@ -142,9 +145,9 @@ def with_canonical_aliases(program: ir.Program, inputs: list[tuple], causal: boo
 
   lines = []
   for line in program.lines:
-    if line.op == "map" or tables.parse(line.fn) is not None:
+    if line.op == "map" or registry.written(line.fn) is not None:
       domains, kinds = zip(*(seen(a) for a in line.args[:1 if line.op == "map" else 2]))
-      line = dataclasses.replace(line, fn=registry.named(line.fn, list(domains), list(kinds)))
+      line = dataclasses.replace(line, fn=registry.named(line.fn, list(domains), list(kinds), search_formulas))
     lines.append(line)
   return ir.Program(tuple(lines))
 
