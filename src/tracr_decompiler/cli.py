@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--checkpoint", default=None, help="run folder or checkpoint (default: the shipped model)")
   p.add_argument("--data", default=None)
   p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
-  p.add_argument("--exclude", default=None, help="drop programs that are in this dataset (the training data)")
+  p.add_argument("--exclude", default=None, help="drop programs that are in these datasets (the training data; several comma-separated)")
   p.add_argument("--limit", type=_int_in(1), default=500)
   p.add_argument("--beam", type=_int_in(1, limits.MAX_BEAM), default=16)
   p.add_argument("--lib", action="store_true", help="evaluate on tracr's hand-written lib programs")

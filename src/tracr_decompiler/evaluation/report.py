@@ -59,7 +59,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
   `decompile()`. The dataset's own weights (our fast compile, bit-identical)
   serve only as the reference for weight identity and for teacher-forced metrics.
 
-  exclude: another dataset (the training data) whose programs are dropped first,
+  exclude: other datasets (the training data's parts, comma-separated) whose programs are dropped first,
   so a freshly generated set is deduplicated against what the model saw.
   """
   decompiler = load_decompiler(checkpoint)
@@ -71,7 +71,9 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
   seen: set[str] = set()
   exclude_shards = 0
   if exclude:
-    seen, exclude_shards = reader.program_ids(exclude)
+    for part in exclude.split(","):  # the training data's parts, as `train --data` takes them
+      ids, shards = reader.program_ids(part)
+      seen, exclude_shards = seen | ids, exclude_shards + shards
     examples = [e for e in examples if table[e.row_index]["id"] not in seen]
   duplicates = len(table) - unreadable - len(examples)
   if limit is not None:
