@@ -200,7 +200,24 @@ def markdown(summary: dict) -> str:
     for g, m in groups.items():
       lines.append(f"| {g} | {m['count']} | {m['nar_exact']:.1%} | {m['nar_functional']:.1%} | "
                    f"{m['ar_exact']:.1%} | {m['verified_functional']:.1%} |")
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + naming_examples(summary.get("records", []))) + "\n"
+
+
+def naming_examples(records: list[dict]) -> list[str]:
+  """Markdown: for each way a function can be written (registry name, formula, table), the first verified
+  program written with it, beside the original program it was decompiled from."""
+  lines = []
+  for kind in ("registry", "formula", "table"):
+    rec = next((r for r in records if r.get("named", {}).get(kind) and r.get("check") in ("proved", "verified")), None)
+    if rec is None:
+      continue
+    lines += ["", f"Functions named by {kind} ({rec['check']}; original on the left, decompiled on the right):", "",
+              "| original | decompiled |", "|---|---|"]
+    original, decompiled = rec["truth_source"].splitlines(), rec["source"].splitlines()
+    for i in range(max(len(original), len(decompiled))):
+      cell = lambda text: f"`{text[i]}`".replace("|", "\\|") if i < len(text) and text[i].strip() else ""
+      lines.append(f"| {cell(original)} | {cell(decompiled)} |")
+  return lines
 
 
 def write_report(summary: dict, out: pathlib.Path) -> None:

@@ -24,3 +24,15 @@ def test_breakdowns_and_naming_counts():
   assert summary["overall"]["verified"]["functions_replaced"] == 3
   md = report.markdown({**summary, "exclude": None})
   assert "| functions |" in md and "| out-of-registry | 3 |" in md and "formula 2" in md
+
+
+def test_naming_examples_show_each_kind_beside_its_original():
+  records = [_record(0, "registry-only", 1.0, {"registry": 1}), _record(1, "out-of-registry", 0.0, {"table": 1}),
+             _record(2, "out-of-registry", 1.0, {"formula": 1})]
+  for r, truth, got in zip(records, ("x = Map(inc)", "x = Map(table)", "x = Map(table)"),
+                           ("x = Map(inc)", "x = Map(other table)", "x = Map(lambda x: x | 1)")):
+    r["truth_source"], r["source"] = truth, got
+  md = "\n".join(report.naming_examples(records))
+  assert "named by registry (proved" in md and "named by formula (proved" in md
+  assert "named by table" not in md  # its only program was not verified: no example is better than a wrong one
+  assert "`x = Map(lambda x: x \\| 1)`" in md  # a pipe inside a cell is escaped
