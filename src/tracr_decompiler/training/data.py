@@ -50,7 +50,7 @@ class Example:
 
 
 def example_from_row(row: dict, index: int, model_cfg: ModelConfig = ModelConfig()) -> Example | None:
-  """None if the graph and the program cannot be aligned (rare; see nodes.py).
+  """None if the graph and the program cannot be aligned (rare; see nodes.py), or the program fails on an input.
 
   The flat baseline's chunks are built only for a flat-input run (model_cfg.input_mode).
   """
@@ -60,7 +60,9 @@ def example_from_row(row: dict, index: int, model_cfg: ModelConfig = ModelConfig
     program = evaluate.with_canonical_aliases(rows.program_from_row(row), _probe_inputs(model.settings),
                                               model.settings.causal)
     t = programs.targets(graph, program, model.residual_labels)
-  except (programs.AlignmentError, weights.NotTracrError):
+  except (programs.AlignmentError, weights.NotTracrError, evaluate.EvaluationError):
+    # EvaluationError: settings too large for exhaustive checks were checked on the
+    # generator's own input sample; a program that fails on one of these inputs is left out.
     return None
   if len(graph.nodes) > programs.MAX_NODES:
     return None
