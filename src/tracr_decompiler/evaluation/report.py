@@ -229,12 +229,11 @@ def write_report(summary: dict, out: pathlib.Path) -> None:
 
 
 def plot_by_sops(summary: dict, png: pathlib.Path) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  from matplotlib.figure import Figure  # no pyplot: drawing leaves the process's matplotlib as it was
   sops = [int(n) for n in summary["by_n_sops"]]
   get = lambda key: [summary["by_n_sops"][n][key] for n in summary["by_n_sops"]]
-  fig, ax = plt.subplots(figsize=(7, 4))
+  fig = Figure(figsize=(7, 4))
+  ax = fig.subplots()
   ax.plot(sops, get("nar_exact"), "o-", label="ours: exact (NAR greedy)")
   ax.plot(sops, get("ar_exact"), "s-", label="ours: exact (AR greedy)")
   ax.plot(sops, get("nar_functional"), "o--", label="ours: functional (NAR greedy)")
@@ -246,15 +245,13 @@ def plot_by_sops(summary: dict, png: pathlib.Path) -> None:
   ax.set_title("Decompilation by program size"); ax.legend(fontsize=7, loc="lower left")
   fig.tight_layout()
   fig.savefig(png, dpi=110)
-  plt.close(fig)
 
 
 def plot_by_settings(summary: dict, png: pathlib.Path) -> None:
   """One panel per compile setting: NAR greedy exact and verified functional per value."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, len(SETTINGS_BREAKDOWNS), figsize=(4 * len(SETTINGS_BREAKDOWNS), 3.6), squeeze=False)
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=(4 * len(SETTINGS_BREAKDOWNS), 3.6))
+  axes = fig.subplots(1, len(SETTINGS_BREAKDOWNS), squeeze=False)
   for ax, key in zip(axes[0], SETTINGS_BREAKDOWNS):
     groups = summary.get(f"by_{key}", {})
     labels = [str(g) for g in groups]
@@ -269,4 +266,3 @@ def plot_by_settings(summary: dict, png: pathlib.Path) -> None:
   fig.suptitle("Decompilation by compile settings (gray: programs per group)", fontsize=9)
   fig.tight_layout()
   fig.savefig(png, dpi=110)
-  plt.close(fig)

@@ -42,9 +42,8 @@ def _rate(cases: list[dict], metric: str) -> float:
 
 
 def _bars(groups: dict[str, list[dict]], title: str, xlabel: str) -> str:
-  plt = page.pyplot()
   names = list(groups)
-  fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(names) + 2), 3.2))
+  fig, ax = page.subplots(figsize=(max(4.0, 0.8 * len(names) + 2), 3.2))
   x = np.arange(len(names))
   for k, (metric, colour) in enumerate((("functional", "#2f855a"), ("exact", "#2b6cb0"))):
     rates = [_rate(groups[n], metric) for n in names]
@@ -59,11 +58,10 @@ def _bars(groups: dict[str, list[dict]], title: str, xlabel: str) -> str:
 
 
 def _statuses(cases: list[dict]) -> str:
-  plt = page.pyplot()
   counts = collections.Counter(c.get("check", "?") for c in cases)
   colours = {"proved": "#1f8a4c", "verified": "#38a169", "sampled": "#b7791f", "different": "#c0392b",
              "untrusted": "#9b2c2c"}
-  fig, ax = plt.subplots(figsize=(4.5, 3.2))
+  fig, ax = page.subplots(figsize=(4.5, 3.2))
   names = sorted(counts, key=lambda n: -counts[n])
   ax.bar(names, [counts[n] for n in names], color=[colours.get(n, "#6b7280") for n in names])
   ax.set_title("verification status", fontsize=10)

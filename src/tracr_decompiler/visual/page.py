@@ -46,29 +46,26 @@ def badge(status: str) -> str:
 
 
 def png(fig, dpi: int = 90, alt: str = "") -> str:
-  """An <img> holding the figure as a base64 PNG (the figure is closed)."""
-  import matplotlib.pyplot as plt
+  """An <img> holding the figure as a base64 PNG."""
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-  plt.close(fig)
   return f'<img class="heat" alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def pyplot():
-  """matplotlib's pyplot on the Agg backend (no display needed)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
+def subplots(**kwargs):
+  """(figure, axes) without pyplot: nothing registered with, or changed in, the process's matplotlib
+  (no backend switch, no global figure list); savefig renders with Agg."""
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=kwargs.pop("figsize", None))
+  return fig, fig.subplots(**kwargs)
 
 
 def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], title: str, row_name: str, col_name: str,
             cell_text: list[list[str]] | None = None) -> str:
   """A labelled heatmap (diverging colours centred on 0), numbers in the cells when they fit."""
-  plt = pyplot()
   m = np.asarray(matrix, dtype=float)
   h, w = m.shape
-  fig, ax = plt.subplots(figsize=(min(1.2 + 0.42 * w, 9), min(1.0 + 0.36 * h, 8)))
+  fig, ax = subplots(figsize=(min(1.2 + 0.42 * w, 9), min(1.0 + 0.36 * h, 8)))
   lim = float(np.nanmax(np.abs(m))) if m.size and np.isfinite(m).any() else 1.0
   ax.imshow(m, cmap="RdBu_r", vmin=-(lim or 1.0), vmax=lim or 1.0, aspect="auto")
   ax.set_xticks(range(w), [c[:8] for c in cols], fontsize=7, rotation=90 if max(map(len, cols), default=0) > 3 else 0)
