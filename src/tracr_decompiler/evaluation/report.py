@@ -161,8 +161,9 @@ def markdown(summary: dict) -> str:
            + (f" Deduplicated against the {summary['exclude']['shards_read']} shards of `{summary['exclude']['data']}`"
               f" ({summary['excluded_as_seen_in_training']} programs seen in training dropped)."
               if summary.get("exclude") else "")
-           + f" {summary['unreadable_programs']} programs whose weights the node splitter cannot align were skipped"
-             " (count them as failures). Models come from plain `compile_rasp_to_model`.", "",
+           + f" {summary['unreadable_programs']} programs were skipped (count them as failures): the node splitter"
+             " cannot align their weights, or, where settings are too large to check every input, the program fails"
+             " on an input beyond the generator's sample. Models come from plain `compile_rasp_to_model`.", "",
            "| decoding | exact | functional | compilable | weight-identical | line acc. | latency (s) |",
            "|---|---|---|---|---|---|---|"]
   names = {"nar": "NAR greedy", "ar": "AR greedy", "verified": f"NAR beam {summary['beam']} + verification"}
