@@ -12,6 +12,14 @@ second; categorical->numerical maps: a single unit). A run of consecutive
 lookup units reading one input block, with disjoint supports that together
 cover that block exactly once, is one categorical map (f is total); any other
 lookup unit is an op of its own.
+
+One unit may serve several ops: every SelectorWidth's MLP has a unit that
+reads BOS and subtracts, at the BOS position, what the op wrote there (its
+head's scratch dimension and, for a categorical output, its value 0). tracr
+names that unit `_hidden_clean_bos_` for every SelectorWidth, and merging a
+layer's MLPs merges units by name, so two SelectorWidths in one layer share one
+clean-up unit that writes both scratch dimensions. It is left out while the
+layer is split, then given to each SelectorWidth it cleans.
 """
 
 from __future__ import annotations
@@ -100,6 +108,11 @@ def _atoms(w1: np.ndarray, w2: np.ndarray, one: int | None) -> list[list[int]]:
   Units that write a common dimension are joined. A unit that writes nothing
   (some of a discretising MLP's units do, when neighbouring input values map
   to the same output) joins the group that reads the most of the same inputs.
+  One that reads no input either is a discretising MLP's `start` unit (it
+  reads only `one` and writes f of the smallest input value, here 0). tracr
+  sorts a layer's hidden units by name, and the op's threshold units
+  ("_hidden_<label>_", (k, i)) sort right before it ("_hidden_<label>_start"),
+  so it joins the unit before it; the nearest writer may be the next op's.
   """
   active = [u for u in range(w1.shape[1]) if np.any(w1[:, u]) or np.any(w2[u])]
   parent = {u: u for u in active}
@@ -126,6 +139,10 @@ def _atoms(w1: np.ndarray, w2: np.ndarray, one: int | None) -> list[list[int]]:
   for u in silent:
     if not writers:
       break
+    before = [v for v in active if v < u]
+    if not reads[u] and before:
+      parent[find(u)] = find(before[-1])
+      continue
     best = max(writers, key=lambda v: (len(reads[u] & reads[v]), -abs(u - v)))
     parent[find(u)] = find(best)
   groups: dict[int, list[int]] = {}
@@ -134,14 +151,29 @@ def _atoms(w1: np.ndarray, w2: np.ndarray, one: int | None) -> list[list[int]]:
   return sorted(groups.values())
 
 
+def _shared_cleanup_units(w1: np.ndarray, w2: np.ndarray, bos: int, head_dims) -> list[int]:
+  """Units that read only BOS and clean the scratch dims of two or more SelectorWidths (see module doc).
+
+  A lone SelectorWidth's clean-up unit cleans one scratch dim and is split as any other unit.
+  """
+  return [u for u in range(w1.shape[1])
+          if nz_rows(w1[:, [u]]) == [bos] and sum(d in head_dims for d in nz_cols(w2[[u]])) >= 2]
+
+
 def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list[int]], special,
               heads: list[Node]) -> tuple[list[Node], list[Node]]:
   """Splits the layer's MLP into op nodes; returns (mlp nodes, selector-width nodes)."""
   p = layout.mlp(layer)
   w1, w2 = np.asarray(params[f"{p}/linear_1"]["w"]), np.asarray(params[f"{p}/linear_2"]["w"])
   one = special["one"]
-  atoms = _atoms(w1, w2, one)
   head_dims = {d: h for h in heads for d in h.writes}
+  shared = _shared_cleanup_units(w1, w2, special["bos"], head_dims)
+  if shared:  # split the layer without them (they would join all their SelectorWidths into one atom)
+    w1_own, w2_own = w1.copy(), w2.copy()
+    w1_own[:, shared], w2_own[shared] = 0, 0
+    atoms = _atoms(w1_own, w2_own, one)
+  else:
+    atoms = _atoms(w1, w2, one)
 
   def signature(atom: list[int]) -> tuple[tuple[int, ...], bool, set[tuple[int, ...]] | None]:
     """(blocks read, reads `one`, cover items) of an atom; items None if not a table."""
@@ -188,9 +220,16 @@ def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list
     i += best
 
   mlps, sws = [], []
-  for units in groups:
-    writes = nz_cols(w2[units])
+  for own in groups:
+    units, writes = own, nz_cols(w2[own])
     scratch = [d for d in writes if d in head_dims]
+    if shared:
+      # The shared unit writes the other SelectorWidths' blocks too, so only the scratch dims this group's
+      # own units read (its SelectorWidth's) say which it belongs to, and only its own units say the block.
+      read_scratch = {d for d in nz_rows(w1[:, own]) if d in head_dims}
+      cleanup = [u for u in shared if read_scratch & set(nz_cols(w2[[u]]))]
+      units = sorted(own + cleanup)
+      scratch = [d for d in nz_cols(w2[cleanup]) if d in read_scratch]
     node = Node("mlp", layer, [d for d in writes if d not in head_dims], units=units,
                 reads={"mlp": nz_rows(w1[:, units])})
     if scratch:  # SelectorWidth: this MLP cleans the dimension its head wrote

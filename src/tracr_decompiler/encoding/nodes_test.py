@@ -5,14 +5,14 @@ of the residual dimensions a node writes (never an input of the decompiler) say
 which SOp it computes. The splitter is right when every op node writes exactly
 one SOp and every line has exactly one node.
 
-`UNSPLITTABLE` names the layers it gets wrong today (README, *Known limits*:
-about 1 % of generated models; issue 11 asks for the fix). The three cases are
-the three ways it failed on 3,076 programs drawn by sampler.sample_program with
-GenerationConfig() and seed 1 (37 failures: two selector widths 31, bias-only
-unit 4, complementary supports 2). Each is pinned two
-ways: the correct split is an xfail(strict) test, so a fix turns it into a
-failure to be promoted, and today's wrong split is asserted exactly, so a change
-in how it fails is noticed too.
+`UNSPLITTABLE` names the layers it gets wrong today (README, *Known limits*).
+On 3,076 programs drawn by sampler.sample_program with GenerationConfig() and
+seed 1 it failed 37 times three ways: two selector widths in one layer 31,
+bias-only unit 4, complementary supports 2. Issue 11 fixed the first two (now
+in NORMAL); the third is left. It is pinned two ways: the correct split is an
+xfail(strict) test, so a fix turns it into a failure to be promoted, and
+today's wrong split is asserted exactly, so a change in how it fails is noticed
+too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import pytest
 
 from tracr_decompiler import test_cases
 from tracr_decompiler.compiling import compiler, layout
-from tracr_decompiler.encoding import programs, weights
+from tracr_decompiler.decompiling import verify
+from tracr_decompiler.encoding import nodes, programs, weights
 from tracr_decompiler.program import ir
 
 L = ir.Line
@@ -100,6 +101,32 @@ NORMAL = {
                                   L("aggregate", "numerical", "EQ", ("e", "b", "d"), "f")],
                                  [("head", 2, ("f",)), ("mlp", 0, ("a",)), ("mlp", 0, ("b",)), ("mlp", 0, ("c",)),
                                   ("mlp", 0, ("d",)), ("mlp", 1, ("e",))]),
+    # tracr names every SelectorWidth's BOS clean-up unit alike, so two in one layer share one unit that
+    # cleans both scratch dims (and both value-0 dims): each node takes it (issue 11, 31 of 37 failures).
+    "two_selector_widths_in_one_layer": ([L("selector_width", "categorical", "LEQ", ("tokens", "tokens"), "a"),
+                                          L("selector_width", "categorical", "LT", ("indices", "tokens"), "b"),
+                                          L("sequence_map", "categorical", "add", ("a", "b"), "c")],
+                                         [("mlp", 1, ("c",)), ("selector_width", 0, ("a",)),
+                                          ("selector_width", 0, ("b",))]),
+    "three_selector_widths_in_one_layer": ([L("selector_width", "categorical", "LEQ", ("tokens", "tokens"), "a"),
+                                            L("selector_width", "numerical", "LT", ("indices", "tokens"), "b"),
+                                            L("selector_width", "categorical", "EQ", ("tokens", "indices"), "c"),
+                                            L("sequence_map", "categorical", "add", ("a", "c"), "d"),
+                                            L("map", "numerical", "ident", ("d",), "e"),
+                                            L("linear_sequence_map", "numerical", "lin_1_1", ("b", "e"), "f")],
+                                           [("mlp", 1, ("d",)), ("mlp", 2, ("e",)), ("mlp", 3, ("f",)),
+                                            ("selector_width", 0, ("a",)), ("selector_width", 0, ("b",)),
+                                            ("selector_width", 0, ("c",))]),
+    # A discretising MLP's `start` unit reads only `one` and, when f(smallest value) = 0, writes nothing
+    # (gt0 of b, layer 1); it joins the op whose units come right before it, not the nearest writer (c).
+    "start_unit_writing_nothing": ([L("aggregate", "categorical", "EQ", ("indices", "tokens", "tokens"), "a"),
+                                    L("map", "numerical", "ident", ("tokens",), "b"),
+                                    L("map", "categorical", "eq3", ("a",), "c"),
+                                    L("map", "numerical", "gt0", ("b",), "d"),
+                                    L("map", "categorical", "gt0", ("d",), "e"),
+                                    L("sequence_map", "categorical", "and", ("e", "c"), "f")],
+                                   [("head", 0, ("a",)), ("mlp", 0, ("b",)), ("mlp", 1, ("c",)), ("mlp", 1, ("d",)),
+                                    ("mlp", 2, ("e",)), ("mlp", 3, ("f",))]),
 }
 
 
@@ -112,16 +139,34 @@ def test_split(name):
 
 @pytest.mark.parametrize("name", NORMAL)
 def test_every_active_unit_belongs_to_exactly_one_node(name):
-  """Silent units (writing nothing) must be placed too, so each layer's units partition among its nodes."""
+  """Silent units (writing nothing) must be placed too, so each layer's units partition among its nodes.
+
+  The one exception is the BOS clean-up unit that selector widths of one layer share: it is in each of them.
+  """
   model = _compile(NORMAL[name][0])
-  units = collections.defaultdict(list)
+  units, sws = collections.defaultdict(list), collections.Counter()
   for n in _op_nodes(model):
     units[n.layer] += n.units
+    sws[n.layer] += n.kind == "selector_width"
+  bos = nodes.embedding_nodes(model.params, model.input_encoding, model.settings)[1]["bos"]
   for layer in range(model.num_layers):
     p = layout.mlp(layer)
     w1, w2 = model.params[f"{p}/linear_1"]["w"], model.params[f"{p}/linear_2"]["w"]
     active = [u for u in range(w1.shape[1]) if np.any(w1[:, u]) or np.any(w2[u])]
-    assert sorted(units[layer]) == active
+    counts = collections.Counter(units[layer])
+    assert sorted(counts) == active
+    for u in [u for u, k in counts.items() if k > 1]:
+      assert list(np.flatnonzero(w1[:, u])) == [bos] and counts[u] == sws[layer]
+
+
+@pytest.mark.parametrize("name", ["two_selector_widths_in_one_layer", "three_selector_widths_in_one_layer",
+                                  "start_unit_writing_nothing"])
+def test_fixed_cases_are_proved(name):
+  """The program is proved to be the model's source (verify.py's weight identity reads the model's nodes)."""
+  program = ir.make_program(NORMAL[name][0])
+  model = compiler.compile_program(program)
+  programs.targets(weights.encode_model(model), program, model.residual_labels)  # aligns: no AlignmentError
+  assert verify.Verifier(model).check(program).status == "proved"
 
 
 def test_selector_width_takes_its_head_and_scratch():
@@ -147,27 +192,12 @@ UNSPLITTABLE = {
          L("map", "numerical", "gt1", ("tokens",), "b"),
          L("linear_sequence_map", "numerical", "lin_1_1", ("a", "b"), "c")],
         [("mlp", 0, ("a", "b")), ("mlp", 1, ("c",))]),
-    # Two SelectorWidths in one layer: both heads' MLPs become one selector-width node (the second head
-    # is left over as a head writing only its scratch dimension), and the SequenceMap reading them, now
-    # reading a block with the wrong values, shatters into one node per output group.
-    "two_selector_widths_in_one_layer": (
-        [L("selector_width", "categorical", "LEQ", ("tokens", "tokens"), "a"),
-         L("selector_width", "categorical", "LT", ("indices", "tokens"), "b"),
-         L("sequence_map", "categorical", "add", ("a", "b"), "c")],
-        [("head", 0, ("b.scratch",))] + [("mlp", 1, ("c",))] * 11 + [("selector_width", 0, ("a", "b"))]),
-    # A discretising MLP's unit that reads only `one` and writes nothing (gt0 of b, layer 1) joins the
-    # nearest writing unit, which belongs to the next op (c = a == 3); c then splits in two (one part reads
-    # `one`, the other does not), and so does f, which reads c.
-    "bias_only_unit_joins_the_next_op": (
-        [L("aggregate", "categorical", "EQ", ("indices", "tokens", "tokens"), "a"),
-         L("map", "numerical", "ident", ("tokens",), "b"),
-         L("map", "categorical", "eq3", ("a",), "c"),
-         L("map", "numerical", "gt0", ("b",), "d"),
-         L("map", "categorical", "gt0", ("d",), "e"),
-         L("sequence_map", "categorical", "and", ("e", "c"), "f")],
-        [("head", 0, ("a",)), ("mlp", 0, ("b",)), ("mlp", 1, ("c",)), ("mlp", 1, ("c",)), ("mlp", 1, ("d",)),
-         ("mlp", 2, ("e",)), ("mlp", 3, ("f",)), ("mlp", 3, ("f",))]),
 }
+
+
+_REASON = ("two categorical->numerical maps of one input whose supports tile it are, unit for unit, a "
+           "categorical map with two values (same first- and second-layer weights); only how their outputs "
+           "are read later (as two numbers or as one one-hot block) tells them apart (issue 11)")
 
 
 @pytest.mark.parametrize("name", UNSPLITTABLE)
@@ -187,6 +217,6 @@ def test_unsplittable_is_skipped_in_training(name):
 
 
 @pytest.mark.parametrize("name", UNSPLITTABLE)
-@pytest.mark.xfail(strict=True, reason="known splitter limit (README, Known limits; issue 11, item 3)")
+@pytest.mark.xfail(strict=True, reason=_REASON)
 def test_unsplittable_split_correctly(name):
   _assert_one_node_per_line(UNSPLITTABLE[name][0])

@@ -1,4 +1,6 @@
-"""The weight graph: one node per op, identical under any SOp naming, bad weights rejected."""
+"""The weight graph: one node per op, identical under any SOp naming, bad weights rejected, features pinned."""
+
+import hashlib
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from tracr_decompiler.compiling import compiler
 from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.generation import sampler
 from tracr_decompiler.generation.config import GenerationConfig
+from tracr_decompiler.program import ir
 
 NAMINGS = [
     lambda i: f"aa{i}",  # sorts before `indices`
@@ -64,7 +67,7 @@ def test_nodes_align_with_lines():
       continue
     aligned += 1
     assert programs.program_from_fields(t["op"], t["enc"], t["fn"], t["args"]) == \
-        __import__("tracr_decompiler.program.ir", fromlist=["ir"]).canonicalize(program)
+        ir.canonicalize(program)
   assert aligned >= 0.9 * len(progs)
 
 
@@ -74,3 +77,99 @@ def test_non_tracr_weights_are_rejected():
       size=model.params["token_embed"]["embeddings"].shape).astype(np.float32)
   with pytest.raises(weights.NotTracrError):
     weights.encode_model(model)
+
+
+# --- features are pinned ----------------------------------------------------------------------------------
+
+# A trained model ships with features computed by this code (FEATURE_VERSION): a change to the splitter
+# that fixes models it could not split must leave every other model's encoding bit-identical. Programs drawn
+# by sampler.sample_program(GenerationConfig(), np.random.default_rng(11)) (written out, so a change in the
+# sampler does not move them), plus a numerical selector width and the shared test programs.
+L = ir.Line
+PINNED_PROGRAMS = {
+    "sampled_0": [L("map", "numerical", "lt2", ("indices",), "v1"), L("map", "numerical", "lt3", ("tokens",), "v2"),
+        L("sequence_map", "categorical", "max", ("indices", "tokens"), "v3"),
+        L("aggregate", "numerical", "TRUE", ("v3", "v3", "v1"), "v4"),
+        L("linear_sequence_map", "numerical", "lin_1_m1", ("v4", "v2"), "v5"),
+        L("map", "categorical", "lthalf", ("v5",), "v6")],
+    "sampled_2": [L("sequence_map", "categorical", "add", ("indices", "tokens"), "v1"),
+        L("map", "categorical", "min2", ("v1",), "v2"), L("map", "categorical", "mod2", ("v2",), "v3"),
+        L("selector_width", "categorical", "NEQ", ("v3", "v3"), "v4"), L("map", "numerical", "lt2", ("v4",), "v5"),
+        L("map", "categorical", "double", ("v5",), "v6")],
+    "sampled_4": [L("map", "categorical", "eq1", ("indices",), "v1"),
+        L("sequence_map", "categorical", "ltxy", ("indices", "tokens"), "v2"),
+        L("selector_width", "categorical", "LEQ", ("v1", "v1"), "v3"), L("map", "numerical", "eq1", ("v3",), "v4"),
+        L("aggregate", "numerical", "LT", ("v2", "v2", "v4"), "v5")],
+    "sampled_6": [L("sequence_map", "categorical", "eqxy", ("indices", "tokens"), "v1"),
+        L("selector_width", "categorical", "TRUE", ("v1", "v1"), "v2"),
+        L("sequence_map", "categorical", "ltxy", ("v2", "tokens"), "v3"),
+        L("map", "numerical", "ident", ("v3",), "v4"),
+        L("aggregate", "numerical", "GEQ", ("tokens", "v3", "v4"), "v5")],
+    "sampled_8": [L("sequence_map", "categorical", "eqxy", ("indices", "tokens"), "v1"),
+        L("selector_width", "categorical", "TRUE", ("v1", "v1"), "v2"),
+        L("sequence_map", "categorical", "sub", ("v2", "indices"), "v3"),
+        L("sequence_map", "categorical", "max", ("indices", "v3"), "v4"),
+        L("sequence_map", "categorical", "max", ("v4", "tokens"), "v5"),
+        L("map", "numerical", "even", ("v5",), "v6"),
+        L("aggregate", "numerical", "LT", ("v3", "indices", "v6"), "v7")],
+    "sampled_9": [L("map", "numerical", "eq3", ("indices",), "v1"),
+        L("sequence_map", "categorical", "ltxy", ("indices", "tokens"), "v2"),
+        L("selector_width", "categorical", "LT", ("tokens", "v2"), "v3"),
+        L("sequence_map", "categorical", "add", ("indices", "v3"), "v4"),
+        L("aggregate", "numerical", "GEQ", ("v4", "v4", "v1"), "v5"), L("map", "numerical", "lthalf", ("v5",), "v6"),
+        L("map", "numerical", "double", ("v6",), "v7")],
+    "sampled_11": [L("sequence_map", "categorical", "max", ("indices", "tokens"), "v1"),
+        L("map", "numerical", "ident", ("v1",), "v2"), L("map", "categorical", "dec", ("v2",), "v3"),
+        L("map", "numerical", "eq1", ("v3",), "v4"),
+        L("sequence_map", "categorical", "eqxy", ("indices", "v3"), "v5"),
+        L("map", "categorical", "eq0", ("v4",), "v6"), L("aggregate", "numerical", "EQ", ("v6", "v5", "v4"), "v7"),
+        L("linear_sequence_map", "numerical", "lin_1_1", ("v7", "v2"), "v8")],
+    "sampled_12": [L("sequence_map", "categorical", "ltxy", ("indices", "tokens"), "v1"),
+        L("sequence_map", "categorical", "min", ("indices", "tokens"), "v2"),
+        L("sequence_map", "categorical", "mul", ("v2", "tokens"), "v3"),
+        L("selector_width", "categorical", "LEQ", ("v1", "v3"), "v4")],
+    "sampled_13": [L("map", "categorical", "inc", ("tokens",), "v1"),
+        L("map", "numerical", "eq0", ("indices",), "v2"),
+        L("aggregate", "numerical", "TRUE", ("tokens", "v1", "v2"), "v3"),
+        L("linear_sequence_map", "numerical", "lin_1_1", ("v3", "v2"), "v4"),
+        L("map", "categorical", "lthalf", ("v4",), "v5"),
+        L("aggregate", "categorical", "EQ", ("indices", "v5", "v1"), "v6"),
+        L("map", "numerical", "lt3", ("v6",), "v7"), L("map", "categorical", "eq0", ("v7",), "v8")],
+    "sampled_15": [L("selector_width", "categorical", "TRUE", ("tokens", "tokens"), "v1"),
+        L("sequence_map", "categorical", "max", ("v1", "tokens"), "v2"),
+        L("selector_width", "categorical", "NEQ", ("v2", "v2"), "v3"),
+        L("aggregate", "categorical", "EQ", ("indices", "v3", "v3"), "v4")],
+    "numerical_selector_width": [L("selector_width", "numerical", "LT", ("tokens", "tokens"), "a"),
+        L("map", "numerical", "double", ("a",), "b")],
+}
+PINNED_DIGESTS = {  # sha256 of (features, relations, kinds, layers, is_output), first 16 hex digits
+    "sampled_0": "724ff1c270b990d0",
+    "sampled_2": "0ed07e5e09f108f8",
+    "sampled_4": "2448c435d68308df",
+    "sampled_6": "1b3d1d819aef895c",
+    "sampled_8": "61bcdd02921a11eb",
+    "sampled_9": "68c008173fb08ea8",
+    "sampled_11": "17f6575b4d7409bd",
+    "sampled_12": "2eda064268cf0a99",
+    "sampled_13": "0ff5c1f16b99b72f",
+    "sampled_15": "9d78b9c422b300e8",
+    "frac_prevs": "b724d8aaec34d78e",
+    "sort_unique": "ee673b737a04c4b5",
+    "mixed": "595dc6b4970cb7e4",
+    "linear": "bf99fa1b48f55533",
+    "numerical_selector_width": "4a365f78bd8f19ee",
+}
+
+
+def _digest(model: compiler.CompiledModel) -> str:
+  g = weights.encode_model(model)
+  h = hashlib.sha256()
+  for a in (g.features, g.relations, g.kinds, g.layers, g.is_output):
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", PINNED_DIGESTS)
+def test_features_are_unchanged(name):
+  program = test_cases.PROGRAMS[name] if name in test_cases.PROGRAMS else ir.make_program(PINNED_PROGRAMS[name])
+  assert _digest(compiler.compile_program(program)) == PINNED_DIGESTS[name]
