@@ -80,7 +80,7 @@ def test_readme_example_comes_back_exact_and_proved(name, length_model, hist_mod
   assert result.verified and result.status == "proved", result.verification
   assert metrics.exact(result.program, heldout.expressible_lib_programs()[name])
   assert truly_equal(model, result.program)
-  assert result.warnings == ["1 ops; trained on 2-8"]  # vocab {0..4}, max_seq_len 5 are the training world
+  assert result.warnings == []  # 1 op at vocab {0..4}, max_seq_len 5: inside the mixed-settings part (1-8 SOps)
 
 
 def test_decompile_leaves_the_callers_model_and_the_process_alone(hist_model):
@@ -154,7 +154,12 @@ def test_string_vocab_and_other_bos_names():
       vocab=("a", "b", "c"), max_seq_len=4, compiler_bos="S", compiler_pad="P"))
   result = tracr_decompiler.decompile(model)
   assert result.verified and result.status == "proved"
-  assert any("vocab of 3 tokens" in w for w in result.warnings)  # outside the shipped model's training world
+  assert result.warnings == []  # letters, vocab 3, length 4: inside the shipped model's mixed-settings part
+  wider = compiler.tracr_compile(lib.make_hist(), compiler.CompileSettings(
+      vocab=tuple("abcdefghijklmnopqr"), max_seq_len=3, compiler_bos="S", compiler_pad="P"))
+  result = tracr_decompiler.decompile(wider)
+  assert result.verified
+  assert result.warnings == ["vocab of 18 tokens; trained on 2-16"]  # outside every part: said so
   wrong = ir.make_program([L("selector_width", "categorical", "NEQ", ("tokens", "tokens"), "h")])
   assert Verifier(model).check(wrong).status == "different"
 
