@@ -27,8 +27,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
 from tracr_decompiler import limits
+from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.generation import settings as settings_lib
 from tracr_decompiler.generation.config import GenerationConfig
