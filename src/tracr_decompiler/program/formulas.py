@@ -222,12 +222,10 @@ def from_lambda(node: ast.Lambda) -> Formula:
 @functools.lru_cache(maxsize=4096)
 def parse(fn: str) -> Formula | None:
   """The formula a line's `fn` holds; None for a registry name, a table or other text."""
-  if not fn.startswith("lambda") or len(fn) > MAX_TEXT:
-    return None
+  node = tables.lambda_of(fn) if len(fn) <= MAX_TEXT else None
   try:
-    node = ast.parse(fn, mode="eval").body
-    return from_lambda(node) if isinstance(node, ast.Lambda) else None
-  except (SyntaxError, ValueError, RecursionError, MemoryError):  # FormulaError is a ValueError
+    return from_lambda(node) if node is not None else None
+  except (ValueError, RecursionError, MemoryError):  # FormulaError is a ValueError
     return None
 
 

@@ -182,15 +182,26 @@ def from_lambda(node: ast.Lambda) -> Table:
   raise TableError(f"`{ast.unparse(node)[:80]}` is not a table function")
 
 
-@functools.lru_cache(maxsize=4096)
-def parse(fn: str) -> Table | None:
-  """The table a line's `fn` holds; None for a registry name or text that is not a table lambda."""
+def lambda_of(fn: str) -> ast.Lambda | None:
+  """The lambda a line's `fn` spells, parsed and never run; None for a registry name or other text.
+
+  Tables and formulas (formulas.py) both start here."""
   if not fn.startswith("lambda"):
     return None
   try:
     node = ast.parse(fn, mode="eval").body
-    return from_lambda(node) if isinstance(node, ast.Lambda) else None
-  except (SyntaxError, ValueError, RecursionError, MemoryError):  # TableError is a ValueError
+  except (SyntaxError, ValueError, RecursionError, MemoryError):
+    return None
+  return node if isinstance(node, ast.Lambda) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def parse(fn: str) -> Table | None:
+  """The table a line's `fn` holds; None for a registry name or text that is not a table lambda."""
+  node = lambda_of(fn)
+  try:
+    return from_lambda(node) if node is not None else None
+  except (ValueError, RecursionError, MemoryError):  # TableError is a ValueError
     return None
 
 
