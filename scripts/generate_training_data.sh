@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The shipped decompiler's training data: three parts, generated one after the
-# other (each resumes where it stopped if killed and rerun; `train --data`
-# takes them comma-separated). Sizes are what 2 CPU cores make in about an
-# hour; scale N_* up on a bigger machine (or use --ray-address).
+# The shipped decompiler's training data: parts generated one after the other,
+# each a complete dataset folder (a killed part resumes where it stopped when
+# the script is rerun; `train --data` takes the finished parts comma-separated,
+# see scripts/reproduce.sh). Round 0 is what 2 CPU cores make in about an
+# hour; each further round (ROUNDS=k) adds smaller parts with new seeds, so a
+# run stopped at any time leaves whole parts to train on.
 #   reg    vocab {0..4}, max_seq_len 5, 2-8 SOps, 20 % table functions   (the registry world)
 #   mixed  settings drawn per program (generation/settings.py), 1-8 SOps, 30 % tables
 #   large  mixed settings, 9-16 SOps, 30 % tables
@@ -10,12 +12,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 OUT=${OUT:-data/big}
+WORKERS=${WORKERS:-2}
+ROUNDS=${ROUNDS:-0}
 N_REG=${N_REG:-12000}
 N_MIXED=${N_MIXED:-10000}
 N_LARGE=${N_LARGE:-500}
-$BIN/tracr-decompiler generate --n "$N_REG" --out "$OUT/reg" --workers 2 --seed 11 --shard-size 250 \
-  --table-fraction 0.2
-$BIN/tracr-decompiler generate --n "$N_MIXED" --out "$OUT/mixed" --workers 2 --seed 12 --shard-size 250 \
-  --mixed-settings --table-fraction 0.3 --min-sops 1 --max-sops 8
-$BIN/tracr-decompiler generate --n "$N_LARGE" --out "$OUT/large" --workers 2 --seed 13 --shard-size 25 \
-  --mixed-settings --table-fraction 0.3 --min-sops 9 --max-sops 16
+
+part() {  # part NAME N SEED FLAGS...
+  local name=$1 n=$2 seed=$3
+  shift 3
+  $BIN/tracr-decompiler generate --n "$n" --out "$OUT/$name" --workers "$WORKERS" --seed "$seed" "$@"
+}
+REG=(--table-fraction 0.2)
+MIXED=(--mixed-settings --table-fraction 0.3 --min-sops 1 --max-sops 8)
+LARGE=(--mixed-settings --table-fraction 0.3 --min-sops 9 --max-sops 16)
+
+part reg "$N_REG" 11 --shard-size 250 "${REG[@]}"
+part mixed "$N_MIXED" 12 --shard-size 250 "${MIXED[@]}"
+part large "$N_LARGE" 13 --shard-size 25 "${LARGE[@]}"
+for r in $(seq 1 "$ROUNDS"); do
+  part "mixed-r$r" 5000 $((1000 + r)) --shard-size 250 "${MIXED[@]}"
+  part "reg-r$r" 6000 $((2000 + r)) --shard-size 250 "${REG[@]}"
+  part "large-r$r" 300 $((3000 + r)) --shard-size 25 "${LARGE[@]}"
+done

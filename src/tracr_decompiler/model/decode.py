@@ -21,8 +21,8 @@ _FN_IDS = {op: [programs.FNS.index(n) for n in ops.SPECS[op].names] for op in pr
 
 def _nar_fields(logits, i: int, s: int):
   """Log-probabilities of node i's fields, restricted to well-formed choices."""
-  lp = {k: torch.log_softmax(logits[k][0, i].float(), -1).numpy() for k in ("op", "enc", "fn")}
-  args = torch.log_softmax(logits["args"][0, i, :, :s].float(), -1).numpy()  # [A, S]
+  lp = {k: torch.log_softmax(logits[k][0, i].float(), -1).cpu().numpy() for k in ("op", "enc", "fn")}
+  args = torch.log_softmax(logits["args"][0, i, :, :s].float(), -1).cpu().numpy()  # [A, S]
   return lp, args
 
 
@@ -106,13 +106,15 @@ def ar_beam(model, memory, mask, s: int, beam: int = 1, cache: bool = True) -> l
   beams: list[tuple[float, list[int], int | None, int]] = [(0.0, [programs.BOS], None, 0)]  # (logp, tokens, op, parent)
   incremental = cache and hasattr(model, "ar_step") and not getattr(model, "training", False)
   state = model.ar_start(memory, mask) if incremental else None
+  device = memory.device  # the model's (a GPU during training's validation): new token indices go there
   for pos in range(length):
     if state is not None:
-      logits = model.ar_step(state, torch.tensor([b[1][-1] for b in beams]), torch.tensor([b[3] for b in beams]))
+      logits = model.ar_step(state, torch.tensor([b[1][-1] for b in beams], device=device),
+                             torch.tensor([b[3] for b in beams], device=device))
     else:
-      tokens = torch.tensor([b[1] for b in beams])
+      tokens = torch.tensor([b[1] for b in beams], device=device)
       logits = model.ar_logits(memory.expand(len(beams), -1, -1), mask.expand(len(beams), -1), tokens)[:, -1]
-    logp = torch.log_softmax(logits.float(), -1).numpy()
+    logp = torch.log_softmax(logits.float(), -1).cpu().numpy()
     node = 2 + pos // programs.TOKENS_PER_LINE
     grown = []
     for parent, ((score, toks, op, _), row) in enumerate(zip(beams, logp)):

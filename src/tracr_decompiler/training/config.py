@@ -33,7 +33,9 @@ class TrainConfig:
                                 "cores per rank, timed on the first batch (loop.pick_threads); on CUDA torch's own")
   bf16: bool | None = setting(None, "bf16 autocast; none: on where the device has bf16 kernels (CUDA with bf16, "
                               "CPUs with oneDNN bf16: 1.2-1.6x faster steps on this project's machine)")
-  limit: int | None = setting(None, "use only the first N training programs")
+  limit: int | None = setting(None, "use only the first N training programs (of each dataset part)")
+  data_workers: int | None = setting(None, "processes that featurise the data before the first step (once: "
+                                     "cached in the run folder); none: every available core")
   max_minutes: float | None = setting(None, "stop (and checkpoint) after this much wall time")
 
   @property
@@ -47,3 +49,5 @@ class TrainConfig:
       raise ValueError("steps and batch_size must be positive")
     if self.threads is not None and self.threads < 1:
       raise ValueError(f"threads must be positive (or None to measure), got {self.threads}")
+    if self.data_workers is not None and self.data_workers < 1:
+      raise ValueError(f"data_workers must be positive (or None for every core), got {self.data_workers}")

@@ -122,33 +122,61 @@ def load_examples(path: pathlib.Path) -> list[Example]:
   return [Example(**d, n_sops=int(n), row_index=int(r)) for d, n, r in zip(out, data["n_sops"], data["row_index"])]
 
 
-def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int = 2,
+def available_cores() -> int:
+  """CPUs this process may run on (a container's or taskset's share, not the host's count)."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _cache_path(data_dir: str, split: str, cache_dir: pathlib.Path, limit: int | None,
+                model_cfg: ModelConfig) -> pathlib.Path:
+  m = reader.manifest(data_dir)
+  mode = "graph" if model_cfg.input_mode == "graph" else f"flat{model_cfg.flat_chunk}x{model_cfg.flat_max_tokens}"
+  return cache_dir / f"examples-v{weights.FEATURE_VERSION}-{mode}-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
+
+
+def prepare_many(parts: list[tuple[str, str, int | None]], cache_dir: pathlib.Path, workers: int | None = None,
+                 progress: bool = True, model_cfg: ModelConfig = ModelConfig()) -> list[list[Example]]:
+  """Featurised examples of each (dataset folder, split, first-N limit or None), from the cache where it is there.
+
+  Everything not cached is featurised in one pool of `workers` processes (none:
+  every available core), so many small dataset parts cost one pool start, not
+  one each.
+  """
+  caches = [_cache_path(d, split, cache_dir, limit, model_cfg) for d, split, limit in parts]
+  results: dict[int, list[Example]] = {k: [] for k, cache in enumerate(caches) if not cache.exists()}
+  jobs, owner = [], []
+  for k in results:
+    d, split, limit = parts[k]
+    table = reader.read_split(d, None if split == "all" else split, limit=limit)
+    jobs += [(r, i, model_cfg) for i, r in enumerate(table)]
+    owner += [k] * len(table)
+  if jobs:
+    workers = min(workers or available_cores(), -(-len(jobs) // 64))  # a worker per imap chunk at most
+    desc = "featurise " + "+".join(sorted({split for _, split, _ in parts}))
+    with tqdm(total=len(jobs), desc=desc, disable=not progress, unit="prog") as bar:
+      if workers > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+          for k, ex in zip(owner, pool.imap(_work, jobs, chunksize=64)):
+            if ex is not None:
+              results[k].append(ex)
+            bar.update()
+      else:
+        for k, job in zip(owner, jobs):
+          ex = _work(job)
+          if ex is not None:
+            results[k].append(ex)
+          bar.update()
+  cache_dir.mkdir(parents=True, exist_ok=True)
+  for k, examples in results.items():  # an empty split too: its cache says so next time
+    save_examples(examples, caches[k])
+  return [results[k] if k in results else load_examples(c) for k, c in enumerate(caches)]
+
+
+def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int | None = None,
             limit: int | None = None, progress: bool = True,
             model_cfg: ModelConfig = ModelConfig()) -> list[Example]:
   """Featurised examples of one split, for the run's input representation, from the cache when it is there."""
-  m = reader.manifest(data_dir)
-  mode = "graph" if model_cfg.input_mode == "graph" else f"flat{model_cfg.flat_chunk}x{model_cfg.flat_max_tokens}"
-  cache = cache_dir / f"examples-v{weights.FEATURE_VERSION}-{mode}-{split}-{m['content_hash'][:12]}-{limit or 'all'}.npz"
-  if cache.exists():
-    return load_examples(cache)
-  table = reader.read_split(data_dir, None if split == "all" else split, limit=limit)
-  jobs = [(r, i, model_cfg) for i, r in enumerate(table)]
-  bar = tqdm(total=len(jobs), desc=f"featurise {split}", disable=not progress, unit="prog")
-  results = []
-  if workers > 1 and len(jobs) > 200:
-    with mp.get_context("spawn").Pool(workers) as pool:
-      for ex in pool.imap(_work, jobs, chunksize=64):
-        results.append(ex)
-        bar.update()
-  else:
-    for job in jobs:
-      results.append(_work(job))
-      bar.update()
-  bar.close()
-  examples = [e for e in results if e is not None]
-  cache_dir.mkdir(parents=True, exist_ok=True)
-  save_examples(examples, cache)
-  return examples
+  return prepare_many([(data_dir, split, limit)], cache_dir, workers, progress, model_cfg)[0]
 
 
 def collate(examples: list[Example], model_cfg: ModelConfig = ModelConfig()) -> Batch:

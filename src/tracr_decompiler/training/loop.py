@@ -231,10 +231,12 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
 
   cache = out / "cache"
   dirs = cfg.data_dirs
-  train_ex, val_parts = [], []
-  for d in dirs:  # several parts: concatenated; validation takes an equal share of each part
-    train_ex += data.prepare(d, "train", cache, limit=cfg.limit, progress=progress and master, model_cfg=model_cfg)
-    val_parts.append(data.prepare(d, "val", cache, progress=progress and master, model_cfg=model_cfg))
+  # Several parts: concatenated; validation takes an equal share of each part.
+  prepared = data.prepare_many([(d, split, cfg.limit if split == "train" else None)
+                                for d in dirs for split in ("train", "val")],
+                               cache, cfg.data_workers, progress=progress and master, model_cfg=model_cfg)
+  train_ex = [e for part in prepared[0::2] for e in part]
+  val_parts = prepared[1::2]
   val_ex = [e for part in val_parts for e in part[:max(1, cfg.eval_examples // len(dirs))]][:cfg.eval_examples]
   if not train_ex:
     raise DatasetError(f"no usable training programs in {cfg.data}")
