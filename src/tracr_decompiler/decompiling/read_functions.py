@@ -16,9 +16,13 @@ Turning indices into values:
             are exact; an intermediate SOp's values are the candidate's, which
             must at least have as many values as the block has dimensions.
   outputs   a numerical output is the number the MLP writes; the model's
-            output SOp's values are in its output encoder; an intermediate
+            output SOp's values are in its output encoder, and so are those
+            of the SOps that categorical Aggregates copy into it; any other
             categorical output keeps the candidate's value labels when their
-            count matches the block, else the line is left as guessed.
+            count matches the block, else gets 0..n-1. Its true labels are not
+            in the weights, their order is (tracr sorts a block by value), and
+            any labels in that order, with the lines that read the SOp read
+            over them, compile to the same weights up to renaming.
 
 Lines are matched to weight-graph nodes by structure (op kind and the nodes
 their arguments map to), so this works for any candidate, NAR or AR. Whatever
@@ -184,16 +188,21 @@ def _mlp_table(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, 
 
 def _output_labels(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, values: dict[str, list],
                    is_output: bool) -> list:
-  """The value of each dimension of node j's categorical block."""
+  """The value of each dimension of node j's categorical block.
+
+  `is_output`: the line's SOp holds the output's values (it is the output, or
+  reaches it through categorical Aggregates, which copy values): they are in the
+  model's output encoder, in the block's order (both sorted by value).
+  """
   writes = graph.nodes[j].writes
-  if is_output and model.categorical_output and len(model.output_values) == len(model.output_dims):
-    where = {d: v for d, v in zip(model.output_dims, model.output_values)}
-    if all(d in where for d in writes):
-      return [_py(where[d]) for d in writes]
+  if is_output and model.categorical_output and len(model.output_values) == len(model.output_dims) == len(writes):
+    return [_py(v) for v in model.output_values]
   guess = values.get(line.out)
-  if guess is None or len(guess) != len(writes):
-    raise _Skip("the block's value labels are unknown")
-  return guess
+  if guess is not None and len(guess) == len(writes):
+    return guess
+  # The labels are not in the weights, their order is (tracr sorts a block by value): 0..n-1 keep it, and the
+  # lines that read this SOp are read over the same labels, so the program compiles to the same weights.
+  return list(range(len(writes)))
 
 
 def _predicate_pairs(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int,
@@ -256,8 +265,20 @@ def read_variant(program: ir.Program, model: CompiledModel, graph: WeightGraph) 
   return best
 
 
+def _holds_output_values(program: ir.Program) -> set[str]:
+  """The output SOp and the SOps whose values categorical Aggregates copy into it unchanged."""
+  by_out = {line.out: line for line in program.lines}
+  held, line = set(), program.lines[-1]
+  while True:
+    held.add(line.out)
+    if line.op != "aggregate" or line.encoding != "categorical" or line.args[2] not in by_out:
+      return held
+    line = by_out[line.args[2]]
+
+
 def _read_variant(program: ir.Program, model: CompiledModel, graph: WeightGraph, node: dict[str, int]) -> ReadVariant:
   output_node = int(np.flatnonzero(graph.is_output)[0]) if graph.is_output.any() else -1
+  holds_output = _holds_output_values(program) if node.get(program.lines[-1].out) == output_node else set()
   encodings = {"tokens": "categorical", "indices": "categorical"}
   encodings.update({line.out: line.encoding for line in program.lines})
   s = model.settings
@@ -273,8 +294,7 @@ def _read_variant(program: ir.Program, model: CompiledModel, graph: WeightGraph,
         values = value_sets(ir.Program(tuple(lines)), s.vocab, s.max_seq_len)
       except Exception:  # pylint: disable=broad-except  (tracr cannot infer this candidate's values)
         break
-    is_output = i == len(lines) - 1 and node[line.out] == output_node
-    fn = _read_line(line, model, graph, node[line.out], node, values, encodings, is_output)
+    fn = _read_line(line, model, graph, node[line.out], node, values, encodings, line.out in holds_output)
     if fn is None:
       continue
     read += 1

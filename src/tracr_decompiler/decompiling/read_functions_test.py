@@ -85,16 +85,36 @@ def test_interchangeable_maps_are_told_apart_by_their_users():
   assert Verifier(model).check(variant.program).status == "proved"
 
 
-def test_intermediate_labels_the_weights_do_not_hold_leave_the_guess():
-  """A Map onto 3 values guessed as one onto 5: its labels are unknown, so it and its user stay as guessed."""
+def test_intermediate_labels_the_weights_do_not_hold_are_invented_in_their_order():
+  """A Map onto 3 values guessed as one onto 5: its labels are not in the weights, so 0, 1, 2 stand for them
+  (tracr sorts a block by value, so any labels in that order compile alike) and its user is read over them."""
   truth = ir.make_program([L("map", "categorical", tables.lookup({0: 3, 1: 1, 2: 3, 3: 0, 4: 1}).source,
                              ("tokens",), "a"),
                            L("map", "categorical", tables.lookup({0: 1, 1: 2, 3: 0}).source, ("a",), "b")])
   guess = ir.make_program([L("map", "categorical", "inc", ("tokens",), "a"),
                            L("map", "categorical", "dec", ("a",), "b")])
-  variant = _read(guess, compiler.compile_program(truth))
-  assert (variant.read, variant.disagreed) == (0, 0)
-  assert variant.program == ir.canonicalize(guess)
+  model = compiler.tracr_compile(truth)
+  variant = _read(guess, model)
+  assert (variant.read, variant.disagreed) == (2, 2)
+  a, b = variant.program.lines
+  assert a.fn == tables.lookup({0: 2, 1: 1, 2: 2, 3: 0, 4: 1}).source  # {0, 1, 3} -> 0, 1, 2 in order
+  assert Verifier(model).check(variant.program).status == "proved"
+
+
+def test_values_that_aggregates_copy_into_the_output_take_the_outputs_labels():
+  """A Map onto {0, 2} guessed as a boolean one, then categorical Aggregates to the output: the output's values
+  are in the model, and the Aggregates copy them unchanged from the Map, so the Map's labels are those."""
+  truth = ir.make_program([L("map", "categorical", tables.lookup({0: 2, 1: 0, 2: 2, 3: 0, 4: 2}).source,
+                             ("tokens",), "a"),
+                           L("aggregate", "categorical", "EQ", ("indices", "tokens", "a"), "b"),
+                           L("aggregate", "categorical", "EQ", ("indices", "indices", "b"), "c")])
+  guess = ir.make_program([L("map", "categorical", "even", ("tokens",), "a"),
+                           L("aggregate", "categorical", "EQ", ("indices", "tokens", "a"), "b"),
+                           L("aggregate", "categorical", "EQ", ("indices", "indices", "b"), "c")])
+  model = compiler.tracr_compile(truth)
+  variant = _read(guess, model)
+  assert list(variant.replaced.values()) == ["even"]  # its formula or table gives 0 and 2, not False and True
+  assert Verifier(model).check(variant.program).status == "proved"
 
 
 def test_numerical_map_reads_the_numbers():
