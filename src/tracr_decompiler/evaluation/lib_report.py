@@ -46,7 +46,9 @@ def lib_programs() -> dict[str, rasp.SOp]:
       "detect_pattern": lib.detect_pattern(t, [0, 1]),
       "make_count_less_freq": lib.make_count_less_freq(2),
       "make_count": lib.make_count(t, 1),
-      "make_nary_sequencemap": lib.make_nary_sequencemap(lambda x, y, z: x + y - z, t, t, rasp.indices),
+      # Three different SOps in turn: with (t, t, ...) the first SequenceMap reads one SOp twice, which tracr
+      # itself warns against, and its MLP (hidden units over every pair, most never reached) is not split.
+      "make_nary_sequencemap": lib.make_nary_sequencemap(lambda x, y, z: x * y - z, t, rasp.indices, t),
   }
 
 
