@@ -83,7 +83,8 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     checkpoint_path: decompiler weights (default: the shipped model).
     mode: "nar" (one pass, per-line predictions) or "ar" (autoregressive).
     beam: candidates to consider; with `verify`, the first one that matches
-      the given model is returned. Each candidate is also tried with its
+      the given model is returned. In NAR mode with beam > 1, up to `beam`
+      more follow the wiring of the weights (decode.wiring). Each candidate is also tried with its
       functions read from the weights where they pin them down
       (read_functions.py), so functions outside the registry come back exact.
     verify: check candidates against the given model (see verify.py).
@@ -111,7 +112,13 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     memory, mask = decompiler.encode(batch)
     if mode == "nar":
       logits = decompiler.nar(memory, mask, batch)
-      candidates = decode.nar_candidates({k: v.float() for k, v in logits.items()}, s, k=max(1, beam))
+      floats = {k: v.float() for k, v in logits.items()}
+      free = decode.nar_candidates(floats, s, k=max(1, beam))
+      # The same search with each node's op kind and arguments taken from its wiring in the weights: where
+      # the decoder points an argument at the wrong SOp, the wiring says which it reads. The decoder's own
+      # best guess stays first (most programs need nothing else), then the wired ones, then its other guesses.
+      wired = decode.nar_candidates(floats, s, k=max(1, beam), graph=graph) if beam > 1 else []
+      candidates = _distinct(free[:1] + wired + free[1:])
     elif mode == "ar":
       candidates = decode.ar_beam(decompiler, memory, mask, s, beam=max(1, beam))
     else:
@@ -147,6 +154,16 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
                          seconds=time.time() - start, mode=mode, check=check, output_block=compiled.output_name,
                          warnings=warnings, functions_read=chosen_read.read if chosen_read else 0,
                          functions_replaced=chosen_read.disagreed if chosen_read else 0)
+
+
+def _distinct(candidates: list[tuple[float, ir.Program]]) -> list[tuple[float, ir.Program]]:
+  seen: set[str] = set()
+  out = []
+  for score, program in candidates:
+    if repr(program.lines) not in seen:
+      seen.add(repr(program.lines))
+      out.append((score, program))
+  return out
 
 
 def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, read_functions.ReadVariant | None]]:

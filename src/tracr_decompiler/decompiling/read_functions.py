@@ -115,8 +115,13 @@ def value_sets(program: ir.Program, vocab, max_seq_len: int) -> dict[str, list]:
   for label, data in extracted.graph.nodes.items():  # labels are `{name}_{id}`; "tokens", "indices" as is
     name = label if label in ir.INPUTS else label.rsplit("_", 1)[0]
     if data.get(tracr_nodes.VALUE_SET) is not None:
-      out[name] = [_py(d.value) for d in sorted(bases.BasisDirection("x", v) for v in data[tracr_nodes.VALUE_SET])]
+      out[name] = _block_order(data[tracr_nodes.VALUE_SET])
   return out
+
+
+def _block_order(values) -> list:
+  """Values in the order of their dimensions in a tracr block."""
+  return [_py(d.value) for d in sorted(bases.BasisDirection("x", v) for v in set(values))]
 
 
 def _py(v):
@@ -285,28 +290,36 @@ def _read_variant(program: ir.Program, model: CompiledModel, graph: WeightGraph,
   lines = list(program.lines)
   read = 0
   replaced: dict[str, str] = {}
-  values: dict[str, list] | None = None
+  # Value sets line by line, each once its function is final (read or left as guessed): a guess that fails
+  # on its inputs (`x < y` of letters and numbers) then costs its own line and the lines built on it, not
+  # the whole program's reading.
+  known = {"tokens": _block_order(s.vocab), "indices": _block_order(range(s.max_seq_len))}
+
+  def infer(upto: int) -> dict[str, list] | None:
+    try:
+      return value_sets(ir.Program(tuple(lines[:upto + 1])), s.vocab, s.max_seq_len)
+    except Exception:  # pylint: disable=broad-except  (tracr cannot infer this prefix's values)
+      return None
+
   for i, line in enumerate(lines):
-    if line.out not in node or line.op not in _MLP_OPS + ("aggregate", "selector_width"):
-      continue
-    if values is None:  # value sets of the program as read so far (a read table can change later ones)
-      try:
-        values = value_sets(ir.Program(tuple(lines)), s.vocab, s.max_seq_len)
-      except Exception:  # pylint: disable=broad-except  (tracr cannot infer this candidate's values)
-        break
-    fn = _read_line(line, model, graph, node[line.out], node, values, encodings, line.out in holds_output)
-    if fn is None:
-      continue
-    read += 1
-    if fn != line.fn:
-      try:
-        lines[i] = dataclasses.replace(line, fn=fn)
-        ir.Program(tuple(lines))
-      except ir.ProgramError:
-        lines[i] = line
-        continue
-      replaced[line.out] = line.fn
-      values = None
+    readable = line.out in node and line.op in _MLP_OPS + ("aggregate", "selector_width")
+    values = infer(i) if readable else None
+    if readable:
+      fn = _read_line(line, model, graph, node[line.out], node, {**known, **(values or {})}, encodings,
+                      line.out in holds_output)
+      if fn is not None:
+        read += 1
+        if fn != line.fn:
+          try:
+            lines[i] = dataclasses.replace(line, fn=fn)
+            ir.Program(tuple(lines))
+            replaced[line.out] = line.fn
+            values = None
+          except ir.ProgramError:
+            lines[i] = line
+    values = values if values is not None else infer(i)
+    if values is not None:
+      known.update({k: v for k, v in values.items() if k not in known or k == line.out})
   if not replaced:
     return ReadVariant(program, read, 0)
   return ReadVariant(ir.canonicalize(ir.Program(tuple(lines))), read, len(replaced), replaced)

@@ -125,3 +125,18 @@ def test_numerical_map_reads_the_numbers():
   variant = _read(guess, model)
   assert variant.program == ir.canonicalize(truth)
   assert Verifier(model).check(variant.program).status == "proved"
+
+
+def test_a_guess_that_fails_on_its_inputs_costs_only_its_own_line():
+  """`x < y` of letters and indices cannot even be given values; the table from the weights replaces it, and
+  the line after it is read as usual."""
+  settings = compiler.CompileSettings(vocab=("a", "b", "c"), max_seq_len=4, compiler_bos="BOS")
+  pairs = {(t, i): (i + "abc".index(t)) % 3 for t in "abc" for i in range(4)}
+  truth = ir.make_program([L("sequence_map", "categorical", tables.lookup(pairs).source, ("tokens", "indices"), "a"),
+                           L("map", "categorical", tables.lookup({0: 1, 1: 5, 2: 1}).source, ("a",), "b")])
+  guess = ir.make_program([L("sequence_map", "categorical", "ltxy", ("tokens", "indices"), "a"),
+                           L("map", "categorical", "inc", ("a",), "b")])
+  model = compiler.tracr_compile(truth, settings)
+  variant = _read(guess, model)
+  assert (variant.read, variant.disagreed) == (2, 2)
+  assert Verifier(model).check(variant.program).status == "proved"

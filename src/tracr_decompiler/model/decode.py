@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from tracr_decompiler.encoding import programs
+from tracr_decompiler.encoding.weights import WeightGraph
 from tracr_decompiler.program import ir, ops
 
 _FN_IDS = {op: [programs.FNS.index(n) for n in ops.SPECS[op].names] for op in programs.OPS}
@@ -26,28 +27,61 @@ def _nar_fields(logits, i: int, s: int):
   return lp, args
 
 
-def nar_candidates(logits, s: int, k: int = 1, per_node: int = 3) -> list[tuple[float, ir.Program]]:
+def nar_candidates(logits, s: int, k: int = 1, per_node: int = 3,
+                   graph: WeightGraph | None = None) -> list[tuple[float, ir.Program]]:
   """The k most probable distinct programs under the factorised NAR distribution.
 
   Each node's line choices are ranked (op x function x encoding x args); the
   best combinations across nodes are enumerated in order of total log-prob.
+  With `graph`, each node's op kind and arguments are the ones its wiring in
+  the weights allows (`wiring`), and the decoder only ranks what the wiring
+  leaves open: functions, encodings, and the order of a SequenceMap's inputs.
   """
   options = []  # per node: list of (logp, op, enc, fn, args), best first
   for i in range(2, s):
     lp, args = _nar_fields(logits, i, s)
-    best_args = [np.argsort(-args[a])[:2] for a in range(programs.MAX_ARGS)]
+    wired = wiring(graph, i) if graph is not None else None
+    if wired is None:
+      best_args = [np.argsort(-args[a])[:2] for a in range(programs.MAX_ARGS)]
+      wired = [(int(op), [[int(c) for c in choice] for choice in itertools.product(
+          *[best_args[a] for a in range(ops.SPECS[programs.OPS[op]].arity)])])
+               for op in np.argsort(-lp["op"])[:2]]
     node_opts = []
-    for op in np.argsort(-lp["op"])[:2]:
-      arity = ops.SPECS[programs.OPS[op]].arity
+    for op, arg_choices in wired:
       fn_ids = _FN_IDS[programs.OPS[op]]
       fns = sorted(fn_ids, key=lambda f: -lp["fn"][f])[:per_node]
-      for fn, enc in itertools.product(fns, range(len(programs.ENCODINGS))):
-        for choice in itertools.product(*[best_args[a] for a in range(arity)]):
-          score = lp["op"][op] + lp["fn"][fn] + lp["enc"][enc] + sum(args[a, c] for a, c in enumerate(choice))
-          node_opts.append((float(score), int(op), enc, fn, [int(c) for c in choice]))
+      for fn, enc, choice in itertools.product(fns, range(len(programs.ENCODINGS)), arg_choices):
+        score = lp["op"][op] + lp["fn"][fn] + lp["enc"][enc] + sum(args[a, c] for a, c in enumerate(choice))
+        node_opts.append((float(score), op, enc, fn, choice))
     node_opts.sort(key=lambda o: -o[0])
     options.append(node_opts[:per_node * 3])
   return _k_best(options, k)
+
+
+def wiring(graph: WeightGraph, i: int) -> list[tuple[int, list[list[int]]]] | None:
+  """(op id, argument node lists) that node i's wiring allows, or None when it does not pin them down.
+
+  A head reads exactly its key, query and value nodes (an Aggregate), a
+  selector-width block its key and query; an MLP reads one node (a Map) or
+  two (a SequenceMap either way round, or a LinearSequenceMap).
+  """
+  node = graph.nodes[i]
+  one = lambda role: node.inputs.get(role, [])[0] if len(node.inputs.get(role, [])) == 1 else None
+  op = programs.OPS.index
+  if node.kind in ("head", "selector_width"):
+    roles = ("key", "query", "value") if node.kind == "head" else ("key", "query")
+    found = [one(role) for role in roles]
+    if None in found:
+      return None
+    return [(op("aggregate" if node.kind == "head" else "selector_width"), [[int(j) for j in found]])]
+  if node.kind == "mlp":
+    reads = [int(j) for j in node.inputs.get("mlp", [])]
+    if len(reads) == 1:  # (a SequenceMap of one SOp with itself, which tracr warns against, is left to the decoder)
+      return [(op("map"), [reads])]
+    if len(reads) == 2:
+      both = [reads, reads[::-1]]
+      return [(op("sequence_map"), both), (op("linear_sequence_map"), both)]
+  return None
 
 
 def _k_best(options, k: int) -> list[tuple[float, ir.Program]]:

@@ -278,3 +278,37 @@ def test_ar_exhaustive_beam_finds_every_grammatical_program_and_the_best():
   assert out[0][1] == programs.program_from_ar(scored[0][1] + [programs.EOS])
   assert [sc for sc, _ in out] == pytest.approx([sc for sc, _ in scored], abs=1e-4)
 
+
+
+# --- NAR with the weights' wiring ---------------------------------------------------------------------
+
+
+def _wired_graph():
+  from tracr_decompiler.compiling import compiler
+  from tracr_decompiler.encoding import weights
+  truth = ir.make_program([L("map", "categorical", "mod2", ("tokens",), "a"),
+                           L("sequence_map", "categorical", "add", ("a", "indices"), "b"),
+                           L("aggregate", "categorical", "EQ", ("indices", "tokens", "b"), "c")])
+  return ir.canonicalize(truth), weights.encode_model(compiler.compile_program(truth))
+
+
+def test_wiring_names_each_nodes_op_kind_and_the_nodes_it_reads():
+  _, graph = _wired_graph()
+  kinds = [n.kind for n in graph.nodes]
+  assert kinds == ["tokens", "indices", "mlp", "mlp", "head"]
+  assert decode.wiring(graph, 2) == [(OPS.index("map"), [[0]])]
+  sm = decode.wiring(graph, 3)
+  assert (OPS.index("sequence_map"), [[1, 2], [2, 1]]) in sm and all(len(a) == 2 for _, a in sm)
+  assert decode.wiring(graph, 4) == [(OPS.index("aggregate"), [[1, 0, 3]])]  # key, query, value
+
+
+def test_wired_candidates_take_the_arguments_from_the_weights_where_the_decoder_points_wrong():
+  truth, graph = _wired_graph()
+  logits = _nar_logits(5, seed=3)
+  _set_line(logits, 2, "map", "categorical", "mod2", (0,))
+  _set_line(logits, 3, "sequence_map", "categorical", "add", (2, 1))
+  _set_line(logits, 4, "aggregate", "categorical", "EQ", (1, 2, 3))  # query: the Map, not tokens
+  free = decode.nar_candidates(logits, 5, k=4)
+  assert all(p != truth for _, p in free)
+  wired = decode.nar_candidates(logits, 5, k=4, graph=graph)
+  assert wired[0][1] == truth
