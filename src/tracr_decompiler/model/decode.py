@@ -66,14 +66,13 @@ def wiring(graph: WeightGraph, i: int) -> list[tuple[int, list[list[int]]]] | No
   two (a SequenceMap either way round, or a LinearSequenceMap).
   """
   node = graph.nodes[i]
-  one = lambda role: node.inputs.get(role, [])[0] if len(node.inputs.get(role, [])) == 1 else None
   op = programs.OPS.index
   if node.kind in ("head", "selector_width"):
     roles = ("key", "query", "value") if node.kind == "head" else ("key", "query")
-    found = [one(role) for role in roles]
-    if None in found:
+    if any(len(node.inputs.get(role, [])) != 1 for role in roles):
       return None
-    return [(op("aggregate" if node.kind == "head" else "selector_width"), [[int(j) for j in found]])]
+    return [(op("aggregate" if node.kind == "head" else "selector_width"),
+             [[int(node.inputs[role][0]) for role in roles]])]
   if node.kind == "mlp":
     reads = [int(j) for j in node.inputs.get("mlp", [])]
     if len(reads) == 1:  # (a SequenceMap of one SOp with itself, which tracr warns against, is left to the decoder)
