@@ -180,7 +180,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
       "steps": positive, "batch_size": positive, "lr": Flag(), "min_lr": Flag(), "warmup": count,
       "weight_decay": Flag(), "grad_clip": Flag(), "eval_every": positive, "eval_examples": count, "seed": Flag(),
       "threads": positive, "bf16": Flag(), "limit": Flag(type=_int_in(1), metavar="N"),
-      "max_minutes": Flag(metavar="MINUTES"),
+      "max_minutes": Flag(metavar="MINUTES"), "data_workers": positive,
   }, "training (TrainConfig)")
   # The architecture's size; the rest of ModelConfig follows from the feature encoding. d_ff is 4 x d_model.
   model = Section(ModelConfig, {
