@@ -129,14 +129,21 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   chosen, check, tried, chosen_read = candidates[0][1], None, 0, None
   if verify:
     verifier = Verifier(model, compiled)
-    best = None  # (program, check, read): the first match, else the first program tried (the best guess)
+    # (program, check, read): the first verified match, else the first sampled match (outputs equal on a
+    # sample only: a later candidate may still be proved, e.g. a read table where a registry name agreed
+    # on the sample), else the first program tried (the best guess).
+    best, sampled = None, None
     for program, read in _with_read_variants(candidates, compiled, graph):
       tried += 1
       result = verifier.check(program)
       best = best or (program, result, read)
-      if result.verified or result.status == "sampled":
+      if result.verified:
         best = (program, result, read)
         break
+      if result.status == "sampled" and sampled is None:
+        sampled = (program, result, read)
+    else:
+      best = sampled or best
     if best is not None:
       chosen, check, chosen_read = best
   verified = check is not None and check.verified
