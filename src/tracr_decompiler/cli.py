@@ -22,7 +22,7 @@ import threading
 import traceback
 from typing import Callable
 
-from tracr_decompiler import cli_config, errors, files, limits
+from tracr_decompiler import cli_config, errors, files, limits, machine
 from tracr_decompiler.cli_config import Flag, Section
 
 
@@ -89,8 +89,7 @@ def _config(factory: Callable, **kwargs):
 
 def _workers(requested: int, shards: int) -> int:
   """--workers capped at the CPUs this process may use and at the number of shards."""
-  cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-  return max(1, min(requested, cpus, shards, limits.MAX_WORKERS))
+  return max(1, min(requested, machine.available_cores(), shards, limits.MAX_WORKERS))
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tracr_decompiler import machine
 from tracr_decompiler.compiling import inputs as inputs_lib
 from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.encoding import programs, weights
@@ -122,11 +123,6 @@ def load_examples(path: pathlib.Path) -> list[Example]:
   return [Example(**d, n_sops=int(n), row_index=int(r)) for d, n, r in zip(out, data["n_sops"], data["row_index"])]
 
 
-def available_cores() -> int:
-  """CPUs this process may run on (a container's or taskset's share, not the host's count)."""
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _cache_path(data_dir: str, split: str, cache_dir: pathlib.Path, limit: int | None,
                 model_cfg: ModelConfig) -> pathlib.Path:
   m = reader.manifest(data_dir)
@@ -151,7 +147,7 @@ def prepare_many(parts: list[tuple[str, str, int | None]], cache_dir: pathlib.Pa
     jobs += [(r, i, model_cfg) for i, r in enumerate(table)]
     owner += [k] * len(table)
   if jobs:
-    workers = min(workers or available_cores(), -(-len(jobs) // 64))  # a worker per imap chunk at most
+    workers = min(workers or machine.available_cores(), -(-len(jobs) // 64))  # a worker per imap chunk at most
     desc = "featurise " + "+".join(sorted({split for _, split, _ in parts}))
     with tqdm(total=len(jobs), desc=desc, disable=not progress, unit="prog") as bar:
       if workers > 1:

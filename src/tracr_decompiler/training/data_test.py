@@ -37,7 +37,3 @@ def test_parts_featurised_in_one_pool_match_each_part_alone_and_are_cached(parts
   assert len(cached) == len(wanted)
   again = data.prepare_many(wanted, tmp_path / "pool", workers=2, progress=False)  # from the caches now
   assert all(_same(x, y) for x, y in zip(again, together))
-
-
-def test_available_cores_is_positive():
-  assert data.available_cores() >= 1

@@ -30,6 +30,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
+from tracr_decompiler import machine
 from tracr_decompiler.dataset import reader
 from tracr_decompiler.dataset.reader import DatasetError
 from tracr_decompiler.encoding import programs
@@ -93,8 +94,7 @@ def pick_threads(step, candidates: list[int], repeats: int = 2) -> tuple[int, di
 
 
 def _cores_per_rank() -> int:
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-  return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+  return max(1, machine.available_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
 def use_bf16(flag: bool | None, device: torch.device) -> bool:
