@@ -200,8 +200,13 @@ def _output_labels(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: i
   model's output encoder, in the block's order (both sorted by value).
   """
   writes = graph.nodes[j].writes
-  if is_output and model.categorical_output and len(model.output_values) == len(model.output_dims) == len(writes):
-    return [_py(v) for v in model.output_values]
+  if is_output and model.categorical_output and len(model.output_values) == len(model.output_dims):
+    where = {d: v for d, v in zip(model.output_dims, model.output_values)}
+    if all(d in where for d in writes):  # the output's own block: each dimension's value
+      return [_py(where[d]) for d in writes]
+    if not any(d in where for d in writes) and len(writes) == len(model.output_values):
+      # a block that Aggregates copy into the output: the same values, in the same (sorted) order
+      return [_py(v) for v in model.output_values]
   guess = values.get(line.out)
   if guess is not None and len(guess) == len(writes):
     return guess
