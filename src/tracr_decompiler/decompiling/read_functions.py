@@ -235,6 +235,20 @@ def _agrees(line: ir.Line, table: dict) -> bool:
     return False
 
 
+def _name_table(table: dict, domains: list[list], kinds: list[str], numerical: bool) -> str:
+  """A read Map / SequenceMap table named: registry, formula, else the table.
+
+  A numerical SOp of 0s and 1s is also tried as a predicate (tracr compiles True as 1), so
+  `x < 0` of a numerical SOp reads as that formula, not as a table of its fractions.
+  """
+  if numerical and {v for v in table.values()} <= {0, 1}:
+    name = registry.named(tables.lookup({k: bool(v) for k, v in table.items()}).source, domains, kinds,
+                          search_formulas=True)
+    if registry.how_written(name) != "table":
+      return name
+  return registry.named(tables.lookup(table).source, domains, kinds, search_formulas=True)
+
+
 def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, node: dict[str, int],
                values: dict[str, list], encodings: dict[str, str], is_output: bool) -> str | None:
   """The line's fn read from node j: the guess when it agrees, else a registry name or table; None: unread."""
@@ -245,8 +259,7 @@ def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, 
       table = _mlp_table(line, model, graph, j, arg_nodes, values, encodings, is_output)
       if _agrees(line, table):
         return line.fn
-      domains = [values[a] for a in line.args]
-      return registry.named(tables.lookup(table).source, domains, kinds, search_formulas=True)
+      return _name_table(table, [values[a] for a in line.args], kinds, line.encoding == "numerical")
     if line.op in ("aggregate", "selector_width"):
       keys, queries, pairs = _predicate_pairs(line, model, graph, j, values)
       guess = registry.predicate(line.fn)

@@ -140,3 +140,25 @@ def test_a_guess_that_fails_on_its_inputs_costs_only_its_own_line():
   variant = _read(guess, model)
   assert (variant.read, variant.disagreed) == (2, 2)
   assert Verifier(model).check(variant.program).status == "proved"
+
+
+def test_a_numerical_zero_one_map_of_fractions_reads_as_a_predicate_and_proves():
+  """shuffle_dyck's `balance < 0` (make_pair_balance): a numerical Map of a LinearSequenceMap of fractions.
+  It reads as `x < 0` (tracr compiles True as 1), not as a table over the balance's fractions: such a
+  table fails where evaluation meets a fraction tracr's value set lacks (-0.6 here; the compiled MLP
+  thresholds it between neighbours)."""
+  is0 = rasp.numerical(rasp.Map(lambda x: x == 0, rasp.tokens))
+  is1 = rasp.numerical(rasp.Map(lambda x: x == 1, rasp.tokens))
+  prevs = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)
+  opens = rasp.numerical(rasp.Aggregate(prevs, is0, default=0))
+  closes = rasp.numerical(rasp.Aggregate(prevs, is1, default=0))
+  balance = rasp.numerical(rasp.LinearSequenceMap(opens, closes, 1, -1))
+  negative = rasp.numerical(rasp.Map(lambda x: x < 0, balance))
+  model = compiler.tracr_compile(negative, compiler.CompileSettings(compiler_bos="BOS"))
+  lines = [L("map", "numerical", "eq0", ("tokens",), "a"), L("map", "numerical", "eq1", ("tokens",), "b"),
+           L("aggregate", "numerical", "LEQ", ("indices", "indices", "a"), "c"),
+           L("aggregate", "numerical", "LEQ", ("indices", "indices", "b"), "d"),
+           L("linear_sequence_map", "numerical", "lin_1_m1", ("c", "d"), "e")]
+  variant = _read(ir.make_program(lines + [L("map", "numerical", "lthalf", ("e",), "f")]), model)
+  assert variant.program.lines[-1].fn == "lambda x: x < 0"
+  assert Verifier(model).check(variant.program).status == "proved"

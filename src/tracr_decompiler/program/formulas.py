@@ -35,7 +35,9 @@ Ints and bools are kept apart (no arithmetic on bools; `==`, `!=`, `and`,
 `or`, `not` on bools): tracr's value sets tell 1 from True, so a table of bools
 takes a bool-valued formula and a table of ints an int-valued one. Only
 domains and outputs of ints and bools are searched (integral floats count as
-ints, as in tables.py); a subexpression must be defined on every domain point.
+ints, as in tables.py; a domain may also hold fractions, the values of a
+numerical SOp, which the int operations and comparisons take as they are); a
+subexpression must be defined on every domain point.
 Of expressions with the same outputs on the domain only the first is kept
 (observational equivalence), so the first match is a shortest formula.
 The budget is MAX_WORK units of work (a candidate costs its domain points plus
@@ -436,15 +438,17 @@ def _typed(v) -> tuple[bool, Any]:
   return (isinstance(v, bool), v)
 
 
-def _sort_of(values) -> str | None:
-  """INT or BOOL when every value is one of that sort (integral floats count as ints); None otherwise."""
+def _sort_of(values, fractions: bool = False) -> str | None:
+  """INT or BOOL when every value is one of that sort (integral floats count as ints); None otherwise.
+
+  fractions: fractional numbers count as INT too (a domain: `x < 0` over a numerical SOp's values)."""
   try:
     values = [tables.scalar(v) for v in values]
   except tables.TableError:
     return None
   if values and all(isinstance(v, bool) for v in values):
     return BOOL
-  if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+  if all(isinstance(v, (int, float) if fractions else int) and not isinstance(v, bool) for v in values):
     return INT
   return None
 
@@ -457,7 +461,8 @@ def search(form: str, domains: list[list], outputs: tuple) -> Formula | None:
   product, first argument slowest (a predicate's are bools). None when a value is
   not an int or bool, or no formula is found within MAX_WORK.
   """
-  if len(domains) != len(PARAMS[form]) or any(_sort_of(d) is None for d in domains) or _sort_of(outputs) is None:
+  if (len(domains) != len(PARAMS[form]) or any(_sort_of(d, fractions=True) is None for d in domains)
+      or _sort_of(outputs) is None):
     return None
   typed_domains = tuple(tuple(_typed(tables.scalar(v)) for v in d) for d in domains)
   return _search(form, typed_domains, tuple(_typed(tables.scalar(v)) for v in outputs))

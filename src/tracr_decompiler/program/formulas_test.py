@@ -78,9 +78,16 @@ def test_bools_and_ints_are_told_apart():
   as_ints = _found(tables.MAP, [domain], lambda x: 1 if x == 0 else 0)
   assert as_bools is not None and as_ints is not None and as_bools.source != as_ints.source
   assert formulas.search(tables.MAP, [["a", "b"]], (1, 2)) is None  # strings: no search
-  assert formulas.search(tables.MAP, [[0, 0.5]], (1, 2)) is None
   assert formulas.search(tables.MAP, [[0, 1]], (0.5, 2)) is None
   assert _found(tables.MAP, [[0.0, 1.0, 2.0]], lambda x: int(x) + 1) is not None  # integral floats are ints
+
+
+def test_a_numerical_sops_fractions_are_a_domain_too():
+  """A balance of fractions (make_pair_balance) tested against 0, as shuffle_dyck does: `x < 0`, not a table."""
+  domain = [-1, -0.6666666666666667, -0.25, 0, 0.2, 0.5, 1]
+  found = _found(tables.MAP, [domain], lambda x: x < 0)
+  assert found is not None and found.source == "lambda x: x < 0"
+  assert formulas.search(tables.MAP, [domain], tuple(0.5 * x for x in domain)) is None  # fractional outputs: no
 
 
 def test_unstructured_tables_give_none_within_the_budget():

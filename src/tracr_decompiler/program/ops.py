@@ -140,7 +140,7 @@ def _transposed(line: "Line") -> str | None:
     return registry.canonical(formulas.swapped(w).source)
   if w is None:
     return None
-  return tables.lookup({(y, x): v for (x, y), v in w.entries}).source
+  return tables.lookup({(y, x): v for (x, y), v in w.entries}, w.digits[::-1] or (None, None)).source
 
 
 # --- aggregate / selector_width: a Select with a registry comparison, a truth table or a formula ------------------

@@ -53,6 +53,21 @@ def test_random_tables_round_trip_and_evaluate_as_tracr_does(map_values, truth, 
     assert _agrees_with_tracr(sub)
 
 
+def test_fractional_keys_are_looked_up_rounded():
+  """tracr's value set can hold -0.6666666666666667 (1/3 - 1) where evaluation computes -0.6666666666666666
+  (0 - 2/3): a compiled model does not tell them apart, and neither may the table."""
+  t = tables.lookup({-0.6666666666666667: 1, 0: 0, 1 / 3 - 1 / 5: 2, 0.5: 0})
+  assert t.source == "lambda x: {-0.666667: 1, 0: 0, 0.133333: 2, 0.5: 0}[round(x, 6)]"
+  assert (t(-0.6666666666666666), t(0.13333333333333333), t(0.0), t(1e-17)) == (1, 2, 0, 0)
+  assert tables.parse(t.source) == t
+  assert tables.parse("lambda x: {0.30000000000000004: 1, 1: 2}[x]") == tables.lookup({0.3: 1, 1: 2})
+  assert tables.lookup({0.0078125: 1, 0.5: 2}).source.endswith("[round(x, 7)]")  # 6 places would be a tie
+  pairs = tables.lookup({(0.1 + 0.2, "a"): 1, (1, "b"): 2})
+  assert pairs.source == "lambda x, y: {(0.3, 'a'): 1, (1, 'b'): 2}[round(x, 6), y]" and pairs(0.3, "a") == 1
+  assert tables.parse(pairs.source) == pairs
+  assert tables.lookup({0: 1, 2: 3}).source == "lambda x: {0: 1, 2: 3}[x]"  # ints: looked up as they are
+
+
 def test_a_table_line_is_canonical_whatever_order_it_was_written_in():
   a = L("map", "categorical", "lambda v: {2: 'b', 0: 'a', 1: 1.0}[v]", ("tokens",), "a")
   assert a.fn == "lambda x: {0: 'a', 1: 1, 2: 'b'}[x]"
