@@ -15,6 +15,7 @@ Turning indices into values:
             the candidate), sorted as tracr sorts a block. Tokens and indices
             are exact; an intermediate SOp's values are the candidate's, which
             must at least have as many values as the block has dimensions.
+  linear    a LinearSequenceMap's two factors, named as the registry names them.
   outputs   a numerical output is the number the MLP writes; the model's
             output SOp's values are in its output encoder, and so are those
             of the SOps that categorical Aggregates copy into it; any other
@@ -45,11 +46,12 @@ from tracr_decompiler.encoding.weights import WeightGraph
 from tracr_decompiler.program import ir, registry, tables, to_rasp
 from tracr_decompiler.program.values import is_number, value_key
 
-_MLP_OPS = ("map", "sequence_map")  # LinearSequenceMap weights are registry numbers, not tables
+_MLP_OPS = ("map", "sequence_map")  # tables; a LinearSequenceMap's factors are read as numbers
 _NODE_KIND = {"map": "mlp", "sequence_map": "mlp", "linear_sequence_map": "mlp", "aggregate": "head",
               "selector_width": "selector_width"}
 _TOLERANCE = 1e-4  # numbers read from float32 weights, compared with a guess
 _MATCHINGS = 8  # line -> node assignments tried per candidate (more only when lines are interchangeable)
+_SEARCH_STEPS = 20_000  # steps of the matching search per candidate (a 23-line program needs a few hundred)
 
 
 @dataclasses.dataclass
@@ -74,26 +76,31 @@ def match_nodes(program: ir.Program, graph: WeightGraph, limit: int = _MATCHINGS
   output = int(np.flatnonzero(graph.is_output)[0]) if graph.is_output.any() else -1
   lines = program.lines
   found: list[dict[str, int]] = []
-  steps = [0]
+  most, steps = [0], [0]
 
-  def search(i: int, node: dict[str, int], used: set[int]) -> None:
+  def search(i: int, node: dict[str, int], used: set[int], matched: int) -> None:
     steps[0] += 1
-    if len(found) >= limit or steps[0] > 50 * limit:
+    # Branch and bound on lines matched: interchangeable early lines (four Maps of `tokens`) are told apart
+    # only many lines later, so the matchings worth keeping can lie deep in the search.
+    if steps[0] > _SEARCH_STEPS or matched + len(lines) - i < most[0]:
       return
     if i == len(lines):
-      found.append({k: v for k, v in node.items() if k not in ir.INPUTS})
+      if matched > most[0]:
+        most[0] = matched
+        found.clear()
+      if len(found) < limit:
+        found.append({k: v for k, v in node.items() if k not in ir.INPUTS})
       return
     line = lines[i]
     if all(a in node for a in line.args):
       for j, n in enumerate(graph.nodes):
         if (j not in used and n.kind == _NODE_KIND[line.op] and _reads(n, line, [node[a] for a in line.args])
             and (j == output) == (i == len(lines) - 1)):
-          search(i + 1, {**node, line.out: j}, used | {j})
-    search(i + 1, node, used)  # the line unmatched
+          search(i + 1, {**node, line.out: j}, used | {j}, matched + 1)
+    search(i + 1, node, used, matched)  # the line unmatched
 
-  search(0, {"tokens": 0, "indices": 1}, set())
-  most = max((len(m) for m in found), default=0)
-  return [m for m in found if len(m) == most and m]
+  search(0, {"tokens": 0, "indices": 1}, set(), 0)
+  return [m for m in found if m]
 
 
 def _reads(n, line: ir.Line, args: list[int]) -> bool:
@@ -260,6 +267,13 @@ def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, 
       if _agrees(line, table):
         return line.fn
       return _name_table(table, [values[a] for a in line.args], kinds, line.encoding == "numerical")
+    if line.op == "linear_sequence_map":
+      if arg_nodes[0] == arg_nodes[1]:
+        raise _Skip("a LinearSequenceMap of one SOp with itself")
+      a, b = readers.read_linear(model, graph, j)
+      factors = (_number(a), _number(b)) if arg_nodes[0] < arg_nodes[1] else (_number(b), _number(a))
+      found = registry.LINEAR_BY_FACTORS.get(factors)
+      return found.name if found is not None else None
     if line.op in ("aggregate", "selector_width"):
       keys, queries, pairs = _predicate_pairs(line, model, graph, j, values)
       guess = registry.predicate(line.fn)
@@ -320,7 +334,7 @@ def _read_variant(program: ir.Program, model: CompiledModel, graph: WeightGraph,
       return None
 
   for i, line in enumerate(lines):
-    readable = line.out in node and line.op in _MLP_OPS + ("aggregate", "selector_width")
+    readable = line.out in node and line.op in _MLP_OPS + ("linear_sequence_map", "aggregate", "selector_width")
     values = infer(i) if readable else None
     if readable:
       fn = _read_line(line, model, graph, node[line.out], node, {**known, **(values or {})}, encodings,

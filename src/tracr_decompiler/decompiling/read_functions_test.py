@@ -1,6 +1,8 @@
 """Functions read from the weights: out-of-registry predicates and tables come back exact (as formulas when
 a short one matches), and verified."""
 
+import dataclasses
+
 import pytest
 from tracr.rasp import rasp
 
@@ -162,3 +164,29 @@ def test_a_numerical_zero_one_map_of_fractions_reads_as_a_predicate_and_proves()
   variant = _read(ir.make_program(lines + [L("map", "numerical", "lthalf", ("e",), "f")]), model)
   assert variant.program.lines[-1].fn == "lambda x: x < 0"
   assert Verifier(model).check(variant.program).status == "proved"
+
+
+def test_interchangeable_early_lines_are_matched_by_what_reads_them_many_lines_later():
+  """shuffle_dyck2's shape: four Maps of tokens, a prefix mean of each, then differences of two pairs.
+  Which Map is which node is settled only by the LinearSequenceMaps; every line must still be matched
+  (and so read), however the nodes are laid out."""
+  prevs = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)
+  means = [rasp.numerical(rasp.Aggregate(prevs, rasp.numerical(rasp.Map(lambda x, t=t: x == t, rasp.tokens)),
+                                         default=0)) for t in range(4)]
+  balances = [rasp.numerical(rasp.LinearSequenceMap(means[a], means[b], 1, -1)) for a, b in ((0, 1), (2, 3))]
+  out = rasp.numerical(rasp.LinearSequenceMap(balances[0], balances[1], 1, 1))
+  model = compiler.tracr_compile(out, compiler.CompileSettings(compiler_bos="BOS"))
+  compiled = reading.as_compiled(model)
+  lines = [L("map", "numerical", f"eq{t}", ("tokens",), f"m{t}") for t in range(4)]
+  lines += [L("aggregate", "numerical", "LEQ", ("indices", "indices", f"m{t}"), f"a{t}") for t in range(4)]
+  lines += [L("linear_sequence_map", "numerical", "lin_1_m1", ("a0", "a1"), "b0"),
+            L("linear_sequence_map", "numerical", "lin_1_m1", ("a2", "a3"), "b1"),
+            L("linear_sequence_map", "numerical", "lin_1_1", ("b0", "b1"), "out")]
+  program = ir.canonicalize(ir.make_program(lines))
+  matchings = read_functions.match_nodes(program, weights.encode_model(compiled))
+  assert matchings and all(len(m) == len(program.lines) for m in matchings)
+  assert Verifier(model).check(_read(program, model).program).status == "proved"
+  wrong = ir.canonicalize(ir.make_program(lines[:8] + [dataclasses.replace(lines[8], fn="lin_m1_1")] + lines[9:]))
+  variant = _read(wrong, model)
+  assert list(variant.replaced.values()) == ["lin_m1_1"]  # the factors are read from the MLP, as numbers
+  assert variant.program == program

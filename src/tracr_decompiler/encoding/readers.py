@@ -10,6 +10,8 @@ coordinates the weights hold: a categorical value is its index in its block
                   a numerical one (tracr's discretising MLP) at the probe points
                   weights.probe_mlp finds, one inside each interval between
                   thresholds, so probe i stands for the i-th input value.
+  read_linear     a LinearSequenceMap MLP: its two factors, the output for a 1
+                  in one input and 0 in the other (tracr's MLP is exactly linear).
   read_predicate  a head's QK circuit: predicate(key, query) for each (query
                   value, key value): tracr gives a true pair the logit
                   `softmax_coldness` and a false one 0.
@@ -62,6 +64,36 @@ def read_mlp(model: CompiledModel, graph: WeightGraph, i: int) -> MlpTable:
   else:
     outputs = out[..., 0].astype(np.float64)
   return MlpTable(outputs, categorical, px.astype(np.float64), py.astype(np.float64))
+
+
+def read_linear(model: CompiledModel, graph: WeightGraph, i: int) -> tuple[float, float]:
+  """(a, b) with MLP node i computing a * first + b * second, its inputs in node order.
+
+  ValueError when node i does not read two one-dimensional (numerical) inputs into a
+  one-dimensional output, or is not linear on a few test points.
+  """
+  n = graph.nodes[i]
+  ins = n.inputs.get("mlp", [])
+  if n.kind != "mlp" or not n.units or len(ins) != 2 or len(n.writes) != 1 or any(
+      len(graph.nodes[j].writes) != 1 for j in ins):
+    raise ValueError(f"node {i} is not a LinearSequenceMap of two numerical SOps")
+  one = _special(model)["one"]
+  w1 = np.asarray(model.params[layout.mlp(n.layer, "linear_1")]["w"], np.float64)[:, n.units]
+  w2 = np.asarray(model.params[layout.mlp(n.layer, "linear_2")]["w"], np.float64)[n.units][:, n.writes]
+  dx, dy = graph.nodes[ins[0]].writes[0], graph.nodes[ins[1]].writes[0]
+
+  def f(x: float, y: float) -> float:
+    v = np.zeros(w1.shape[0])
+    v[dx], v[dy] = x, y
+    if one is not None:
+      v[one] = 1.0
+    return float((np.maximum(v @ w1, 0) @ w2)[0])
+
+  zero = f(0, 0)
+  a, b = f(1, 0) - zero, f(0, 1) - zero
+  if any(abs(f(x, y) - (a * x + b * y + zero)) > 1e-3 * (1 + abs(x) + abs(y)) for x, y in ((-3, 2), (2.5, -1.5))):
+    raise ValueError(f"node {i} is not linear in its inputs")
+  return a, b
 
 
 def read_predicate(model: CompiledModel, graph: WeightGraph, i: int) -> np.ndarray:
