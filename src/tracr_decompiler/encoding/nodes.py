@@ -160,9 +160,22 @@ def _shared_cleanup_units(w1: np.ndarray, w2: np.ndarray, bos: int, head_dims) -
           if nz_rows(w1[:, [u]]) == [bos] and sum(d in head_dims for d in nz_cols(w2[[u]])) >= 2]
 
 
+def numerical_values(heads: list[Node]) -> set[int]:
+  """Dims some head reads alone as its value: each is a numerical SOp of its own.
+
+  A categorical Aggregate reads its SOp's whole block; a numerical one reads one
+  dim. So a dim read alone, inside what looks like one categorical block, marks
+  numerical SOps (see mlp_nodes).
+  """
+  return {h.reads["value"][0] for h in heads if len(h.reads["value"]) == 1}
+
+
 def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list[int]], special,
-              heads: list[Node]) -> tuple[list[Node], list[Node]]:
-  """Splits the layer's MLP into op nodes; returns (mlp nodes, selector-width nodes)."""
+              heads: list[Node], numerical: frozenset[int] | set[int] = frozenset()) -> tuple[list[Node], list[Node]]:
+  """Splits the layer's MLP into op nodes; returns (mlp nodes, selector-width nodes).
+
+  numerical: dims known to be numerical SOps (numerical_values), never merged into a table.
+  """
   p = layout.mlp(layer)
   w1, w2 = np.asarray(params[f"{p}/linear_1"]["w"]), np.asarray(params[f"{p}/linear_2"]["w"])
   one = special["one"]
@@ -196,8 +209,11 @@ def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list
     return blocks_read, one in reads, items
 
   # A categorical map or sequence map covers its input table exactly once, so
-  # a run of atoms with the same inputs is one op when together they cover it.
+  # a run of atoms with the same inputs is one op when together they cover it. Unless they write
+  # numerical SOps: two numerical Maps of tokens (`x == "("`, `x == ")"`) cover a 2-token vocabulary
+  # just as one categorical Map to two values does; what reads them tells them apart.
   sigs = [signature(a) for a in atoms]
+  sigs = [(b, o, None if set(nz_cols(w2[a])) & numerical else i) for a, (b, o, i) in zip(atoms, sigs)]
   groups: list[list[int]] = []
   i = 0
   while i < len(atoms):

@@ -127,6 +127,16 @@ NORMAL = {
                                     L("sequence_map", "categorical", "and", ("e", "c"), "f")],
                                    [("head", 0, ("a",)), ("mlp", 0, ("b",)), ("mlp", 1, ("c",)), ("mlp", 1, ("d",)),
                                     ("mlp", 2, ("e",)), ("mlp", 3, ("f",))]),
+    # Two numerical maps whose supports tile `tokens` look unit for unit like one categorical map with two
+    # values; read alone as the values of numerical Aggregates, they are two SOps (make_pair_balance at
+    # vocab "()": `tokens == "("` and `tokens == ")"`).
+    "complementary_supports_read_by_aggregates": (
+        [L("map", "numerical", "lt2", ("tokens",), "a"),
+         L("map", "numerical", "gt1", ("tokens",), "b"),
+         L("aggregate", "numerical", "LEQ", ("indices", "indices", "a"), "c"),
+         L("aggregate", "numerical", "LEQ", ("indices", "indices", "b"), "d"),
+         L("linear_sequence_map", "numerical", "lin_1_m1", ("c", "d"), "e")],
+        [("head", 1, ("c",)), ("head", 1, ("d",)), ("mlp", 0, ("a",)), ("mlp", 0, ("b",)), ("mlp", 1, ("e",))]),
 }
 
 
@@ -186,7 +196,8 @@ def test_shared_test_programs_split(name):
 
 UNSPLITTABLE = {
     # README's known limit: two lookup maps of one input whose supports exactly tile it (tokens < 2 and
-    # tokens > 1, each a single categorical->numerical unit) look like one total categorical map.
+    # tokens > 1, each a single categorical->numerical unit) look like one total categorical map, when
+    # only an MLP reads them (read by numerical Aggregates, they are split: NORMAL above).
     "complementary_supports": (
         [L("map", "numerical", "lt2", ("tokens",), "a"),
          L("map", "numerical", "gt1", ("tokens",), "b"),

@@ -207,17 +207,19 @@ def _ordered_nodes(params, input_encoding, settings, num_layers, num_heads, key_
     if np.asarray(params[layout.attn(0, "query")]["w"]).shape[1] != num_heads * key_size:
       raise NotTracrError("attention shapes do not match num_heads * key_size")
     embeddings, special = nodes_lib.embedding_nodes(params, input_encoding, settings)
+    all_heads = [nodes_lib.head_nodes(params, layer, num_heads, key_size) for layer in range(num_layers)]
+    numerical = nodes_lib.numerical_values(sum(all_heads, []))  # later layers' heads say how a block is read
     ordered, feats, writer = [], [], {}
     for n in embeddings:
       _place([n], ordered, feats, writer, params, special, key_size)
     for layer in range(num_layers):
-      heads = nodes_lib.head_nodes(params, layer, num_heads, key_size)
+      heads = all_heads[layer]
       # Provisional block ids for this layer's heads: the MLP may read them.
       tmp_writer, blocks = dict(writer), {i: n.writes for i, n in enumerate(ordered)}
       for k, h in enumerate(heads):
         blocks[len(ordered) + k] = h.writes
         tmp_writer.update({d: len(ordered) + k for d in h.writes})
-      mlps, sws = nodes_lib.mlp_nodes(params, layer, tmp_writer, blocks, special, heads)
+      mlps, sws = nodes_lib.mlp_nodes(params, layer, tmp_writer, blocks, special, heads, numerical)
       _place(heads + sws, ordered, feats, writer, params, special, key_size)
       _place(mlps, ordered, feats, writer, params, special, key_size)
   except KeyError as e:
