@@ -55,7 +55,8 @@ def read_mlp(model: CompiledModel, graph: WeightGraph, i: int) -> MlpTable:
   n = graph.nodes[i]
   if n.kind != "mlp" or not n.units:
     raise ValueError(f"node {i} is a {n.kind} node, not an MLP")
-  out, px, py = weights.probe_mlp(n, graph.nodes, model.params, _special(model)["one"], limit=_NO_LIMIT)
+  out, px, py = weights.probe_mlp(n, graph.nodes, model.params, _special(model)["one"], limit=_NO_LIMIT,
+                                  exact=True)
   if len(n.inputs.get("mlp", [])) < 2:
     out = out[:, 0]  # a Map: drop the second input's single probe
   categorical = len(n.writes) > 1

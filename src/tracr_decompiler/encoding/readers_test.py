@@ -130,3 +130,26 @@ def test_random_tables(map_values, pair_values, truth, numbers):
                               L("map", "numerical", tables.lookup({0: numbers[0], 0.25: numbers[1], 0.5: numbers[2],
                                                                    2: numbers[3], 3.5: numbers[4]}).source,
                                 ("x",), "y")]))
+
+
+@pytest.mark.parametrize("encoding", ["numerical", "categorical"])
+def test_dense_numerical_inputs_keep_one_probe_per_value(encoding):
+  """At max_seq_len 12 a prefix mean takes values 1/12 and 1/11 apart by less than the 0.02 the encoder's
+  features cluster unit crossings by; the reader pairs tracr's units exactly, one probe per value."""
+  settings = compiler.CompileSettings(vocab=(0, 1, 2), max_seq_len=12)
+  program = ir.make_program([L("map", "numerical", "eq0", ("tokens",), "a"),
+                             L("aggregate", "numerical", "LEQ", ("indices", "indices", "a"), "b"),
+                             L("map", encoding, "lthalf", ("b",), "c")])
+  model = compiler.compile_program(program, settings)
+  graph = weights.encode_model(model)
+  names = programs.node_names(graph, model.residual_labels)
+  node = names.index(to_rasp.default_label(3, 3))
+  extracted = rasp_to_graph.extract_rasp_graph(to_rasp.to_rasp(program))
+  basis_inference.infer_bases(extracted.graph, extracted.sink, set(settings.vocab), settings.max_seq_len)
+  b = next(k for k in extracted.graph.nodes if k.startswith(to_rasp.default_label(2, 3)))
+  values = sorted(extracted.graph.nodes[b][tracr_nodes.VALUE_SET])
+  assert min(np.diff(values)) < 0.02
+  table = readers.read_mlp(model, graph, node)
+  assert len(table.probe_x) == len(values)
+  got = [bool(v) for v in table.outputs]  # a categorical block {False, True}: index 1 is True
+  assert got == [v < 0.5 for v in values]

@@ -81,13 +81,18 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
   return out
 
 
-def _probes(w1: np.ndarray, dims: list[int], one: list[int], limit: int = _K) -> tuple[np.ndarray, np.ndarray]:
+def _probes(w1: np.ndarray, dims: list[int], one: list[int], limit: int = _K,
+            exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """Residual vectors to probe an MLP input with, and their numerical values.
 
   A categorical input is probed with each of its one-hot values. A numerical
   input (a single dimension) is probed between the thresholds where its hidden
   units switch (tracr's discretising MLPs put them between consecutive input
   values), which recovers one probe per input value. At most `limit` probes.
+  Features cluster unit crossings less than 0.02 apart into one threshold (the
+  shipped model was trained so); `exact` (the function readers) pairs them as
+  tracr made them (_thresholds), so dense value sets (fractions k/n up to
+  n = 12) keep one probe per value.
   """
   d = w1.shape[0]
   if not dims:
@@ -98,17 +103,47 @@ def _probes(w1: np.ndarray, dims: list[int], one: list[int], limit: int = _K) ->
     return xs, np.zeros(0, np.float32)
   w = w1[dims[0]]
   c = w1[one[0]] if one else np.zeros_like(w)
-  t = np.sort(-c[w != 0] / w[w != 0])
-  clusters = [x for i, x in enumerate(t) if i == len(t) - 1 or t[i + 1] - x > 0.02]  # pairs of units 1/L apart
-  pts = (np.array([clusters[0] - 0.5] + [(a + b) / 2 for a, b in zip(clusters, clusters[1:])] + [clusters[-1] + 0.5])
-         if clusters else np.array([0.0]))[:limit]
+  paired = _thresholds(w.astype(np.float64), c.astype(np.float64)) if exact else None
+  if paired is not None:
+    step = 1 / abs(w[w != 0][0])
+    lower = np.concatenate([[paired[0] - step - 1.0], paired])  # region k: above threshold k-1 ...
+    upper = np.concatenate([paired - step, [paired[-1] + 1.0]])  # ... and below threshold k's ramp
+    pts = np.where(upper > lower, (lower + upper) / 2, lower)[:limit]  # no clean point: the previous one's end
+  else:
+    t = np.sort(-c[w != 0] / w[w != 0])
+    clusters = [x for i, x in enumerate(t) if i == len(t) - 1 or t[i + 1] - x > 0.02]  # pairs of units 1/L apart
+    pts = (np.array([clusters[0] - 0.5] + [(a + b) / 2 for a, b in zip(clusters, clusters[1:])]
+                    + [clusters[-1] + 0.5]) if clusters else np.array([0.0]))[:limit]
   xs = np.zeros((len(pts), d), np.float32)
   xs[:, dims[0]] = pts
   return xs, pts.astype(np.float32)
 
 
+def _thresholds(w: np.ndarray, c: np.ndarray) -> np.ndarray | None:
+  """A discretising MLP's thresholds t_k, ascending, from its units' weights w and biases c on `one`.
+
+  tracr gives each threshold two units with the same weight L, crossing zero at
+  t_k - 1/L and t_k. The largest crossing left is always some pair's upper end,
+  so pairs are peeled off from the top. None when the units are not such pairs.
+  """
+  nz = w != 0
+  if not nz.any() or nz.sum() % 2 or not np.allclose(w[nz], w[nz][0]):
+    return None
+  step = 1 / abs(w[nz][0])
+  left = sorted((-c[nz] / w[nz]).tolist())
+  found = []
+  while left:
+    t = left.pop()
+    partner = int(np.argmin([abs(x - (t - step)) for x in left]))
+    if abs(left[partner] - (t - step)) > 1e-3 * step:
+      return None
+    left.pop(partner)
+    found.append(t)
+  return np.array(found[::-1])
+
+
 def probe_mlp(n: Node, nodes: list[Node], params, one_dim: int | None,
-              limit: int = _K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              limit: int = _K, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """An MLP node run on each value of its inputs (see _probes): what it computes, as a table.
 
   Returns (out [Px, Py, W], probe_x [Px], probe_y [Py]): out[i, j] is the node's
@@ -121,8 +156,8 @@ def probe_mlp(n: Node, nodes: list[Node], params, one_dim: int | None,
   w1 = np.asarray(params[layout.mlp(n.layer, "linear_1")]["w"])[:, n.units]  # [D, U]
   w2 = np.asarray(params[layout.mlp(n.layer, "linear_2")]["w"])[n.units][:, n.writes[:limit]]  # [U, <=limit]
   ins = n.inputs.get("mlp", [])
-  xs, px = _probes(w1, nodes[ins[0]].writes if ins else [], one, limit)
-  ys, py = _probes(w1, nodes[ins[1]].writes if len(ins) > 1 else [], one, limit)
+  xs, px = _probes(w1, nodes[ins[0]].writes if ins else [], one, limit, exact)
+  ys, py = _probes(w1, nodes[ins[1]].writes if len(ins) > 1 else [], one, limit, exact)
   bias = np.zeros(w1.shape[0], np.float32)
   if one:
     bias[one[0]] = 1.0  # tracr sets `one` at every position
