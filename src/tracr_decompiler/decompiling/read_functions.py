@@ -246,14 +246,15 @@ def _name_table(table: dict, domains: list[list], kinds: list[str], numerical: b
   """A read Map / SequenceMap table named: registry, formula, else the table.
 
   A numerical SOp of 0s and 1s is also tried as a predicate (tracr compiles True as 1), so
-  `x < 0` of a numerical SOp reads as that formula, not as a table of its fractions.
+  `x < 0` of a numerical SOp reads as that formula, not as a table of its fractions. A
+  categorical one's values are labels, True apart from 1 (`x * y` is not `and` there).
   """
   if numerical and {v for v in table.values()} <= {0, 1}:
     name = registry.named(tables.lookup({k: bool(v) for k, v in table.items()}).source, domains, kinds,
-                          search_formulas=True)
+                          search_formulas=True, typed=True)
     if registry.how_written(name) != "table":
       return name
-  return registry.named(tables.lookup(table).source, domains, kinds, search_formulas=True)
+  return registry.named(tables.lookup(table).source, domains, kinds, search_formulas=True, typed=not numerical)
 
 
 def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, node: dict[str, int],

@@ -82,6 +82,17 @@ def test_bools_and_ints_are_told_apart():
   assert _found(tables.MAP, [[0.0, 1.0, 2.0]], lambda x: int(x) + 1) is not None  # integral floats are ints
 
 
+def test_typed_naming_keeps_a_categorical_outputs_bools():
+  """detect_pattern's last `&` over labels 0/1: `x * y` agrees with its table only if 1 == True, which a
+  categorical SOp's value set (the output encoder's labels) does not grant."""
+  both = tables.lookup({(x, y): x == 1 and y == 1 for x in (0, 1) for y in (0, 1)}).source
+  domains, kinds = [[0, 1], [0, 1]], [registry.INT, registry.INT]
+  assert registry.named(both, domains, kinds) == "mul"  # untyped, as a numerical SOp compiles it
+  typed = registry.named(both, domains, kinds, search_formulas=True, typed=True)
+  assert typed != "mul" and all(registry.function(typed).fn(x, y) is (x == 1 and y == 1)
+                                for x in (0, 1) for y in (0, 1))
+
+
 def test_a_numerical_sops_fractions_are_a_domain_too():
   """A balance of fractions (make_pair_balance) tested against 0, as shuffle_dyck does: `x < 0`, not a table."""
   domain = [-1, -0.6666666666666667, -0.25, 0, 0.2, 0.5, 1]

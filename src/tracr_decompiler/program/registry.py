@@ -203,7 +203,11 @@ def _values_on(f: Callable, domains: list[list], arity: int):
     return None
 
 
-def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool = False) -> str:
+def _typed_values(values: tuple | None) -> tuple | None:
+  return None if values is None else tuple((isinstance(v, bool), v) for v in values)
+
+
+def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool = False, typed: bool = False) -> str:
   """The first registry entry that agrees with `fn` on its arguments' values, else a formula or `fn`.
 
   domains: the values each argument takes (keys' then queries' for a predicate);
@@ -215,6 +219,9 @@ def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool 
   formula that does (formulas.search, within its budget), else it stays a table.
   Off by default: the generator and training targets name tables by the registry
   alone (formulas are how the decompiler writes what it read, read_functions.py).
+  With `typed`, outputs must also agree in type: True is not 1 in a categorical
+  SOp's value set (the output encoder's labels); off, a numerical SOp's 1 and True
+  compile alike.
   """
   domains = [sorted(d, key=float) if all(not isinstance(v, str) for v in d) else list(d) for d in domains]
   w = written(fn)
@@ -232,8 +239,9 @@ def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool 
     target = _values_on(f.fn, domains, len(domains))
     if target is None:
       return fn
+    key = _typed_values if typed else (lambda values: values)
     for c in candidates:
-      if all(k in c.accepts for k in kinds) and _values_on(c.fn, domains, len(domains)) == target:
+      if all(k in c.accepts for k in kinds) and key(_values_on(c.fn, domains, len(domains))) == key(target):
         return c.name
   if search_formulas and isinstance(w, tables.Table):
     found = formulas.search(w.form, domains, target)
