@@ -10,7 +10,7 @@ so existing `except ValueError` code keeps working.
     ├── UsageError        arguments or settings out of range (cli.UserError)
     ├── FileError         a file we read or write: missing, special, too large, malformed
     │   ├── ModelFileError        compiling/model_io.py
-    │   └── CheckpointError       model/pretrained.py
+    │   └── CheckpointError       model/release.py
     ├── ProgramError      program/ir.py, program/source.py (parser)
     ├── EvaluationError   program/values.py
     ├── CompileError      compiling/compiler.py

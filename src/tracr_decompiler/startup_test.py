@@ -1,4 +1,5 @@
-"""CLI start-up: commands that never run tracr's JAX model never import JAX or Haiku.
+"""CLI start-up: commands that never run tracr's JAX model never import JAX or Haiku; NAR decompiling never
+imports torch.
 
 Each command runs in a fresh interpreter, which then reports what is in
 `sys.modules`: a behaviour, not a time (benchmarks/cli_startup.py measures the time).
@@ -58,6 +59,15 @@ def files(tmp_path_factory):
 def test_command_never_imports_jax(args, files):
   imported = _imports(*(a.format(dir=files) for a in args))
   assert not imported & set(JAX), sorted(imported & set(JAX))
+
+
+@pytest.mark.parametrize("args", [["decompile", "{dir}/sort.safetensors"],
+                                  ["decompile", "{dir}/sort.safetensors", "--no-verify"]],
+                         ids=lambda a: " ".join(x for x in a if "{dir}" not in x))
+def test_nar_decompile_never_imports_torch(args, files):
+  """The default NAR pass runs in NumPy (model/numpy_nar.py); importing torch alone took longer than the rest."""
+  imported = _imports(*(a.format(dir=files) for a in args))
+  assert not {m for m in imported if m.split(".")[0] == "torch"}
 
 
 def test_help_imports_neither_torch_nor_tracr():

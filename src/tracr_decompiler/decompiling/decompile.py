@@ -16,7 +16,7 @@ import functools
 import pathlib
 import time
 
-import torch
+import numpy as np
 
 from tracr_decompiler.compiling import reading as reading_lib
 from tracr_decompiler.decompiling import read_functions
@@ -24,8 +24,8 @@ from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, registry, source
-from tracr_decompiler.model import decode, pretrained
-from tracr_decompiler.model.batch import inference_batch
+from tracr_decompiler.model import decode, numpy_nar, release
+from tracr_decompiler.model.config import ModelConfig
 
 PRETRAINED = pathlib.Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -63,13 +63,54 @@ class DecompileError(TracrDecompilerError, ValueError):
   """The input cannot be decompiled (not a Tracr model, too large, ...)."""
 
 
-@functools.lru_cache(maxsize=4)
-def load_decompiler(path: str | None = None):
-  """The shipped decompiler, or a checkpoint / run folder."""
+def _folder(path: str | None) -> pathlib.Path:
   folder = pathlib.Path(path) if path else PRETRAINED
   if not (folder / "config.json").exists() and not (folder / "last").exists():
-    raise pretrained.CheckpointError(f"no decompiler checkpoint at {folder}")
-  return pretrained.load_decompiler(folder)
+    raise release.CheckpointError(f"no decompiler checkpoint at {folder}")
+  return release.model_folder(folder)
+
+
+@functools.lru_cache(maxsize=4)
+def load_decompiler(path: str | None = None):
+  """The shipped decompiler, or a checkpoint / run folder, as a torch module (imports torch)."""
+  from tracr_decompiler.model import pretrained
+  return pretrained.load_decompiler(_folder(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _config(path: str | None) -> tuple[ModelConfig, dict | None]:
+  return release.read_config(_folder(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _nar_model(path: str | None) -> numpy_nar.NarModel:
+  return numpy_nar.NarModel.from_folder(_folder(path))
+
+
+def _nar_logits(path: str | None, params, graph: weights.WeightGraph) -> dict[str, np.ndarray]:
+  """The NAR heads' logits: in NumPy for graph-mode decompilers, so decompiling never imports torch
+  (numpy_nar.py); the flat baseline only through its torch model."""
+  if _config(path)[0].input_mode == "graph":
+    return _nar_model(path).logits(graph)
+  import torch  # pylint: disable=import-outside-toplevel  (seconds to import; the default path never needs it)
+  from tracr_decompiler.model.batch import inference_batch
+  model = load_decompiler(path)
+  batch = inference_batch(params, graph, model.cfg)
+  with torch.no_grad():
+    memory, mask = model.encode(batch)
+    return {k: v.float().numpy() for k, v in model.nar(memory, mask, batch).items()}
+
+
+def _ar_candidates(path: str | None, params, graph: weights.WeightGraph, beam: int) -> list[tuple[float, ir.Program]]:
+  """The AR decoder's beam (torch: imported here, not for the default NAR path)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  from tracr_decompiler.model.batch import inference_batch
+  from tracr_decompiler.model.beam import ar_beam
+  model = load_decompiler(path)
+  batch = inference_batch(params, graph, model.cfg)
+  with torch.no_grad():
+    memory, mask = model.encode(batch)
+    return ar_beam(model, memory, mask, len(graph.nodes), beam=beam)
 
 
 def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", beam: int = 16,
@@ -102,27 +143,23 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     graph = weights.encode_model(compiled)
   except weights.NotTracrError as e:
     raise DecompileError(f"not a Tracr-compiled model: {e}") from None
-  decompiler = load_decompiler(checkpoint_path)
+  if mode not in ("nar", "ar"):
+    raise ValueError(f"mode must be 'nar' or 'ar', got {mode!r}")
+  cfg, trained_on = _config(checkpoint_path)
   s = len(graph.nodes)
-  if s > decompiler.cfg.max_nodes:
-    raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({decompiler.cfg.max_nodes - 2})")
-  warnings = outside_training(decompiler.trained_on, compiled, s - 2)
-  batch = inference_batch(compiled.params, graph, decompiler.cfg)
-  with torch.no_grad():
-    memory, mask = decompiler.encode(batch)
-    if mode == "nar":
-      logits = decompiler.nar(memory, mask, batch)
-      floats = {k: v.float() for k, v in logits.items()}
-      free = decode.nar_candidates(floats, s, k=max(1, beam))
-      # The same search with each node's op kind and arguments taken from its wiring in the weights: where
-      # the decoder points an argument at the wrong SOp, the wiring says which it reads. The decoder's own
-      # best guess stays first (most programs need nothing else), then the wired ones, then its other guesses.
-      wired = decode.nar_candidates(floats, s, k=max(1, beam), graph=graph) if beam > 1 else []
-      candidates = _distinct(free[:1] + wired + free[1:])
-    elif mode == "ar":
-      candidates = decode.ar_beam(decompiler, memory, mask, s, beam=max(1, beam))
-    else:
-      raise ValueError(f"mode must be 'nar' or 'ar', got {mode!r}")
+  if s > cfg.max_nodes:
+    raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({cfg.max_nodes - 2})")
+  warnings = outside_training(trained_on, compiled, s - 2)
+  if mode == "nar":
+    logits = _nar_logits(checkpoint_path, compiled.params, graph)
+    free = decode.nar_candidates(logits, s, k=max(1, beam))
+    # The same search with each node's op kind and arguments taken from its wiring in the weights: where
+    # the decoder points an argument at the wrong SOp, the wiring says which it reads. The decoder's own
+    # best guess stays first (most programs need nothing else), then the wired ones, then its other guesses.
+    wired = decode.nar_candidates(logits, s, k=max(1, beam), graph=graph) if beam > 1 else []
+    candidates = _distinct(free[:1] + wired + free[1:])
+  else:
+    candidates = _ar_candidates(checkpoint_path, compiled.params, graph, max(1, beam))
   if not candidates:
     raise DecompileError("the decompiler produced no well-formed program")
   confidence = _line_confidence(logits, candidates[0][1], s) if mode == "nar" else []
@@ -249,12 +286,12 @@ def _legacy_covers(gen: dict) -> dict:
           "n_ops": [gen.get("min_sops", 1), gen["max_sops"]] if gen.get("max_sops") is not None else None}
 
 
-def _line_confidence(logits, program: ir.Program, s: int) -> list[float]:
+def _line_confidence(logits: dict[str, np.ndarray], program: ir.Program, s: int) -> list[float]:
   """Max-probability of each node's predicted fields (a rough per-line confidence)."""
   probs = []
   for i in range(2, s):
     p = 1.0
     for k in ("op", "enc", "fn"):
-      p *= float(torch.softmax(logits[k][0, i].float(), -1).max())
+      p *= float(np.exp(decode.log_softmax(logits[k][0, i]).max()))
     probs.append(round(p, 3))
   return probs[:len(program)]

@@ -1,8 +1,8 @@
-"""Model outputs -> programs: greedy and k-best decoding, NAR and AR.
+"""NAR logits -> programs: the k most probable, optionally wired as the weights are.
 
-AR decoding is constrained by the line grammar (op, encoding, a function valid
-for the op, then arguments that are earlier nodes or <none> by arity), so every
-decoded sequence parses; the model still chooses every token.
+Logits are NumPy arrays (numpy_nar.py at inference; training's validation
+converts torch's), one batch row. AR decoding (grammar-constrained beam search
+on the torch decoder) is beam.py.
 """
 
 from __future__ import annotations
@@ -11,23 +11,28 @@ import heapq
 import itertools
 
 import numpy as np
-import torch
 
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.encoding.weights import WeightGraph
 from tracr_decompiler.program import ir, ops
 
-_FN_IDS = {op: [programs.FNS.index(n) for n in ops.SPECS[op].names] for op in programs.OPS}
+FN_IDS = {op: [programs.FNS.index(n) for n in ops.SPECS[op].names] for op in programs.OPS}
 
 
-def _nar_fields(logits, i: int, s: int):
+def log_softmax(x: np.ndarray) -> np.ndarray:
+  x = np.asarray(x, np.float64)
+  shifted = x - x.max(-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def _nar_fields(logits: dict[str, np.ndarray], i: int, s: int):
   """Log-probabilities of node i's fields, restricted to well-formed choices."""
-  lp = {k: torch.log_softmax(logits[k][0, i].float(), -1).cpu().numpy() for k in ("op", "enc", "fn")}
-  args = torch.log_softmax(logits["args"][0, i, :, :s].float(), -1).cpu().numpy()  # [A, S]
+  lp = {k: log_softmax(logits[k][0, i]) for k in ("op", "enc", "fn")}
+  args = log_softmax(logits["args"][0, i, :, :s])  # [A, S]
   return lp, args
 
 
-def nar_candidates(logits, s: int, k: int = 1, per_node: int = 3,
+def nar_candidates(logits: dict[str, np.ndarray], s: int, k: int = 1, per_node: int = 3,
                    graph: WeightGraph | None = None) -> list[tuple[float, ir.Program]]:
   """The k most probable distinct programs under the factorised NAR distribution.
 
@@ -48,7 +53,7 @@ def nar_candidates(logits, s: int, k: int = 1, per_node: int = 3,
                for op in np.argsort(-lp["op"])[:2]]
     node_opts = []
     for op, arg_choices in wired:
-      fn_ids = _FN_IDS[programs.OPS[op]]
+      fn_ids = FN_IDS[programs.OPS[op]]
       fns = sorted(fn_ids, key=lambda f: -lp["fn"][f])[:per_node]
       for fn, enc, choice in itertools.product(fns, range(len(programs.ENCODINGS)), arg_choices):
         score = lp["op"][op] + lp["fn"][fn] + lp["enc"][enc] + sum(args[a, c] for a, c in enumerate(choice))
@@ -109,57 +114,4 @@ def _k_best(options, k: int) -> list[tuple[float, ir.Program]]:
         if nxt not in seen:
           seen.add(nxt)
           heapq.heappush(heap, (-score(nxt), nxt))
-  return out
-
-
-def _allowed(position: int, node: int, op: int | None) -> list[int]:
-  """Token ids the grammar allows at `position` of node `node`'s line."""
-  field = position % programs.TOKENS_PER_LINE
-  if field == 0:
-    return [programs.AR_INDEX[f"op:{o}"] for o in programs.OPS]
-  if field == 1:
-    return [programs.AR_INDEX[f"enc:{e}"] for e in programs.ENCODINGS]
-  assert op is not None, "the line's op token comes first"
-  if field == 2:
-    return [programs.AR_INDEX[f"fn:{programs.FNS[f]}"] for f in _FN_IDS[programs.OPS[op]]]
-  if field - 3 >= ops.SPECS[programs.OPS[op]].arity:
-    return [programs.NONE]
-  return [programs.AR_INDEX[f"ref:{j}"] for j in range(node)]
-
-
-@torch.no_grad()
-def ar_beam(model, memory, mask, s: int, beam: int = 1, cache: bool = True) -> list[tuple[float, ir.Program]]:
-  """Grammar-constrained beam search; one line per op node (nodes 2..s-1).
-
-  With `cache` (and a model that has `ar_start`/`ar_step`, in eval mode) each step feeds
-  only the new tokens, reusing the decoder's cached keys/values; otherwise every step
-  reruns the whole prefix through `ar_logits`. Both give the same beams.
-  """
-  length = programs.TOKENS_PER_LINE * (s - 2)
-  beams: list[tuple[float, list[int], int | None, int]] = [(0.0, [programs.BOS], None, 0)]  # (logp, tokens, op, parent)
-  incremental = cache and hasattr(model, "ar_step") and not getattr(model, "training", False)
-  state = model.ar_start(memory, mask) if incremental else None
-  device = memory.device  # the model's (a GPU during training's validation): new token indices go there
-  for pos in range(length):
-    if state is not None:
-      logits = model.ar_step(state, torch.tensor([b[1][-1] for b in beams], device=device),
-                             torch.tensor([b[3] for b in beams], device=device))
-    else:
-      tokens = torch.tensor([b[1] for b in beams], device=device)
-      logits = model.ar_logits(memory.expand(len(beams), -1, -1), mask.expand(len(beams), -1), tokens)[:, -1]
-    logp = torch.log_softmax(logits.float(), -1).cpu().numpy()
-    node = 2 + pos // programs.TOKENS_PER_LINE
-    grown = []
-    for parent, ((score, toks, op, _), row) in enumerate(zip(beams, logp)):
-      allowed = _allowed(pos, node, op)
-      for t in sorted(allowed, key=lambda t: -row[t])[:beam]:
-        new_op = programs.OPS.index(programs.AR_VOCAB[t][3:]) if pos % programs.TOKENS_PER_LINE == 0 else op
-        grown.append((score + float(row[t]), toks + [t], new_op, parent))
-    beams = sorted(grown, key=lambda b: -b[0])[:beam]
-  out = []
-  for score, toks, _, _ in beams:
-    try:
-      out.append((score, programs.program_from_ar(toks[1:] + [programs.EOS])))
-    except ir.ProgramError:
-      continue
   return out

@@ -1,16 +1,14 @@
-"""Decoding on synthetic logits: the k-best NAR search and the grammar-constrained AR beam.
+"""NAR decoding on synthetic logits: the k-best search, free and wired as the weights are.
 
-The model is replaced by hand-made logits (NAR) or a deterministic fake language
-model (AR), so each test knows the right answer, runs in milliseconds and fails
-if the search, its ordering or its constraints change. The grammar used as the
-reference here is written from the vocabularies, not taken from decode.py.
+The model is replaced by hand-made logits, so each test knows the right answer,
+runs in milliseconds and fails if the search, its ordering or its constraints
+change. (The AR beam: beam_test.py.)
 """
 
 import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.model import decode
@@ -26,8 +24,8 @@ L = ir.Line
 
 def _nar_logits(s: int, seed: int = 0, scale: float = 1.0, width: int = programs.MAX_NODES) -> dict:
   """Random NAR logits for s nodes, shaped like the model's heads ([1, S, classes]; args [1, S, A, width])."""
-  g = torch.Generator().manual_seed(seed)
-  r = lambda *shape: scale * torch.randn(*shape, generator=g)
+  g = np.random.default_rng(seed)
+  r = lambda *shape: np.asarray(scale * g.standard_normal(shape), np.float32)
   return {"op": r(1, s, len(OPS)), "enc": r(1, s, len(ENCS)), "fn": r(1, s, len(FNS)),
           "args": r(1, s, programs.MAX_ARGS, width)}
 
@@ -43,9 +41,11 @@ def _set_line(logits: dict, i: int, op: str, enc: str, fn: str, args: tuple[int,
 
 def _score(logits: dict, i: int, op: str, enc: str, fn: str, args: tuple[int, ...], *, s: int) -> float:
   """Log-probability of one node's line under the factorised NAR distribution (pointers over s nodes)."""
-  lp = lambda k, c: float(torch.log_softmax(logits[k][0, i], -1)[c])
+  log_softmax = lambda x: x - np.log(np.exp(x - x.max()).sum()) - x.max()
+  lp = lambda k, c: float(log_softmax(logits[k][0, i].astype(np.float64))[c])
   total = lp("op", OPS.index(op)) + lp("enc", ENCS.index(enc)) + lp("fn", FNS.index(fn))
-  return total + sum(float(torch.log_softmax(logits["args"][0, i, a, :s], -1)[j]) for a, j in enumerate(args))
+  return total + sum(float(log_softmax(logits["args"][0, i, a, :s].astype(np.float64))[j])
+                     for a, j in enumerate(args))
 
 
 # A two-line program: n2 = Map(mod2, tokens); n3 = SequenceMap(add, n2, indices).
@@ -125,7 +125,7 @@ def test_nar_pointers_only_to_earlier_nodes():
 def test_nar_no_candidate_when_every_considered_pointer_is_illegal():
   """Only the two best pointers per slot are tried: if both point forward, nothing well-formed is left."""
   logits = _clear_logits()
-  logits["args"][0, 2, 0, :4] = torch.tensor([-30.0, -30.0, 10.0, 10.0])  # itself and node 3
+  logits["args"][0, 2, 0, :4] = np.array([-30.0, -30.0, 10.0, 10.0])  # itself and node 3
   assert decode.nar_candidates(logits, 4, k=5) == []
 
 
@@ -142,8 +142,8 @@ def test_nar_function_and_arity_follow_the_op():
 def test_nar_symmetric_arguments_give_one_candidate():
   """add(x, y) and add(y, x) are one canonical program: k-best lists it once."""
   logits = _clear_logits()
-  logits["args"][0, 3, 0, :4] = torch.tensor([-20.0, 13.9, 14.0, -20.0])  # n2, else indices
-  logits["args"][0, 3, 1, :4] = torch.tensor([-20.0, 14.0, 13.9, -20.0])  # indices, else n2
+  logits["args"][0, 3, 0, :4] = np.array([-20.0, 13.9, 14.0, -20.0])  # n2, else indices
+  logits["args"][0, 3, 1, :4] = np.array([-20.0, 14.0, 13.9, -20.0])  # indices, else n2
   # Pointer pairs for n3, best first: (n2, indices), then (n2, n2) and (indices, indices) 0.1 lower,
   # then (indices, n2) 0.2 lower, the same program as the first; everything else is ~12 lower.
   cands = decode.nar_candidates(logits, 4, k=4)
@@ -152,132 +152,6 @@ def test_nar_symmetric_arguments_give_one_candidate():
   assert cands[0][1] == _PROGRAM
   assert {repr(cands[1][1]), repr(cands[2][1])} == {repr(same_twice("a", "a")), repr(same_twice("indices", "indices"))}
   assert cands[3][0] < cands[0][0] - 5  # (indices, n2) was not listed again
-
-
-# --- AR: grammar-constrained beam -----------------------------------------------------------------------
-
-
-class _FakeLM:
-  """A deterministic language model: the next-token logits are a fixed random function of the prefix."""
-
-  def __init__(self, seed: int, scale: float = 3.0, bias: dict[int, float] | None = None):
-    self.seed, self.scale, self.bias = seed, scale, bias or {}
-    self.calls = 0
-
-  def next_logits(self, prefix: list[int]) -> np.ndarray:
-    row = self.scale * np.random.default_rng([self.seed, *prefix]).normal(size=len(programs.AR_VOCAB))
-    for t, b in self.bias.items():
-      row[t] += b
-    return row
-
-  def ar_logits(self, memory, mask, tokens):
-    self.calls += 1
-    assert memory.shape[0] == mask.shape[0] == tokens.shape[0]
-    out = torch.zeros(tokens.shape[0], tokens.shape[1], len(programs.AR_VOCAB))
-    for b, row in enumerate(tokens.tolist()):
-      out[b, -1] = torch.from_numpy(self.next_logits(row)).float()
-    return out
-
-
-_MEMORY, _MASK = torch.zeros(1, 3, 8), torch.ones(1, 3, dtype=torch.bool)
-
-
-def _grammar(pos: int, op: str | None) -> list[int]:
-  """The reference grammar: the token ids allowed at `pos`, given the line's op."""
-  field, node = pos % T, 2 + pos // T
-  if field == 0:
-    return [programs.AR_INDEX[f"op:{o}"] for o in OPS]
-  if field == 1:
-    return [programs.AR_INDEX[f"enc:{e}"] for e in ENCS]
-  assert op is not None
-  if field == 2:
-    return [programs.AR_INDEX[f"fn:{n}"] for n in ops.SPECS[op].names]
-  if field - 3 >= ops.SPECS[op].arity:
-    return [programs.NONE]
-  return [programs.AR_INDEX[f"ref:{j}"] for j in range(node)]
-
-
-def _log_softmax(row: np.ndarray) -> np.ndarray:
-  return torch.log_softmax(torch.from_numpy(row).float(), -1).double().numpy()
-
-
-def _greedy(lm: _FakeLM, s: int) -> tuple[float, ir.Program]:
-  """Token by token, the most probable token the grammar allows."""
-  toks, score, op = [programs.BOS], 0.0, None
-  for pos in range(T * (s - 2)):
-    row = _log_softmax(lm.next_logits(toks))
-    t = max(_grammar(pos, op), key=lambda t: row[t])
-    if pos % T == 0:
-      op = programs.AR_VOCAB[t][3:]
-    toks.append(t)
-    score += float(row[t])
-  return score, programs.program_from_ar(toks[1:] + [programs.EOS])
-
-
-def _all_sequences(s: int) -> list[list[int]]:
-  """Every token sequence the grammar allows for s nodes (small s only)."""
-  seqs: list[tuple[list[int], str | None]] = [([], None)]
-  for pos in range(T * (s - 2)):
-    seqs = [(toks + [t], programs.AR_VOCAB[t][3:] if pos % T == 0 else op)
-            for toks, op in seqs for t in _grammar(pos, op)]
-  return [toks for toks, _ in seqs]
-
-
-@pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("s", [3, 5])
-def test_ar_beam_one_is_greedy(seed, s):
-  lm = _FakeLM(seed)
-  [(score, program)] = decode.ar_beam(lm, _MEMORY, _MASK, s, beam=1)
-  want_score, want = _greedy(lm, s)
-  assert program == want
-  assert score == pytest.approx(want_score, abs=1e-4)
-  assert len(program) <= s - 2
-  assert lm.calls == T * (s - 2)  # one model call per token, whatever the beam
-
-
-@pytest.mark.parametrize("beam", [2, 4, 16])
-def test_ar_beam_size_is_respected_and_best_first(beam):
-  lm = _FakeLM(7)
-  out = decode.ar_beam(lm, _MEMORY, _MASK, 5, beam=beam)
-  assert len(out) == beam  # every beam parses: the grammar admits only well-formed lines
-  scores = [sc for sc, _ in out]
-  assert scores == sorted(scores, reverse=True)
-
-
-def test_ar_grammar_overrides_a_model_that_prefers_ill_formed_tokens():
-  """A model that always wants EOS, PAD, a forward reference and a comparison still yields programs."""
-  bias = {programs.EOS: 60.0, programs.PAD: 60.0, programs.AR_INDEX["ref:31"]: 50.0,
-          programs.AR_INDEX["fn:LT"]: 40.0, programs.NONE: 30.0}
-  lm = _FakeLM(3, bias=bias)
-  out = decode.ar_beam(lm, _MEMORY, _MASK, 6, beam=4)
-  assert len(out) == 4
-  for _, program in out:
-    for line in program.lines:
-      line.validate()
-  # Where a reference is the only legal one (nodes 2+, past the op's arity), <none> is forced.
-  assert decode.ar_beam(lm, _MEMORY, _MASK, 6, beam=1)[0][1] == _greedy(lm, 6)[1]
-
-
-def test_ar_exhaustive_beam_finds_every_grammatical_program_and_the_best():
-  """With a beam wider than the language, nothing is pruned: all sequences, best first, best = argmax."""
-  s = 3
-  seqs = _all_sequences(s)
-  lm = _FakeLM(11)
-  out = decode.ar_beam(lm, _MEMORY, _MASK, s, beam=len(seqs) + 10)
-  assert len(out) == len(seqs)
-
-  def seq_score(toks: list[int]) -> float:
-    prefix, total = [programs.BOS], 0.0
-    for t in toks:
-      total += float(_log_softmax(lm.next_logits(prefix))[t])
-      prefix.append(t)
-    return total
-
-  scored = sorted(((seq_score(t), t) for t in seqs), key=lambda x: -x[0])
-  assert out[0][0] == pytest.approx(scored[0][0], abs=1e-4)
-  assert out[0][1] == programs.program_from_ar(scored[0][1] + [programs.EOS])
-  assert [sc for sc, _ in out] == pytest.approx([sc for sc, _ in scored], abs=1e-4)
-
 
 
 # --- NAR with the weights' wiring ---------------------------------------------------------------------

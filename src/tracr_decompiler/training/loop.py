@@ -35,7 +35,7 @@ from tracr_decompiler.dataset import reader
 from tracr_decompiler.dataset.reader import DatasetError
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.generation import settings
-from tracr_decompiler.model import decode, pretrained
+from tracr_decompiler.model import beam, decode, pretrained
 from tracr_decompiler.model.batch import Batch
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
@@ -163,7 +163,7 @@ def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mo
           stats["n"] += 1
           continue
         truth = programs.program_from_fields(e.op, e.enc, e.fn, e.args)
-        cands = decode.nar_candidates({k: v[i:i + 1].float().cpu() for k, v in logits.items()}, s, k=1)
+        cands = decode.nar_candidates({k: v[i:i + 1].float().cpu().numpy() for k, v in logits.items()}, s, k=1)
         stats["nar_exact"] += int(bool(cands) and cands[0][1] == truth)
         stats["n"] += 1
     if mode in ("ar", "both"):
@@ -178,7 +178,7 @@ def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mo
         if (e.fn[2:] == programs.IGNORE).any():  # a table program: no registry form to compare with
           continue  # (AR exact is over programs without tables; NAR exact above covers both)
         truth = programs.program_from_fields(e.op, e.enc, e.fn, e.args)
-        cands = decode.ar_beam(model, memory[i:i + 1].float(), mask[i:i + 1], e.size, beam=1)
+        cands = beam.ar_beam(model, memory[i:i + 1].float(), mask[i:i + 1], e.size, beam=1)
         stats["ar_exact"] += int(bool(cands) and cands[0][1] == truth)
         stats["ar_n"] += 1
   model.train(was_training)  # a caller's eval-mode model (the shipped one, shared) stays in eval mode

@@ -15,7 +15,7 @@ from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.generation import heldout
 from tracr_decompiler.generation.config import GenerationConfig
 from tracr_decompiler.generation.sampler import sample_program
-from tracr_decompiler.model import decode
+from tracr_decompiler.model.beam import ar_beam
 from tracr_decompiler.model.batch import inference_batch
 
 _SAMPLE_SEEDS = (0, 1, 2)
@@ -38,8 +38,8 @@ def test_cached_ar_beam_matches_the_full_prefix_beam(case, beam):
   s = len(graph.nodes)
   with torch.no_grad():
     memory, mask = model.encode(inference_batch(compiled.params, graph, model.cfg))
-  full = decode.ar_beam(model, memory, mask, s, beam=beam, cache=False)
-  cached = decode.ar_beam(model, memory, mask, s, beam=beam, cache=True)
+  full = ar_beam(model, memory, mask, s, beam=beam, cache=False)
+  cached = ar_beam(model, memory, mask, s, beam=beam, cache=True)
   assert full, "the beam produced candidates"
   assert [p for _, p in cached] == [p for _, p in full]
   np.testing.assert_allclose([c for c, _ in cached], [c for c, _ in full], rtol=1e-5, atol=1e-5)
