@@ -93,5 +93,6 @@ def test_the_checker_sees_imports():
   """The graph is not empty by accident: known arrows are found."""
   modules = _modules()
   g = {m: _imports(t, m, set(modules)) for m, t in modules.items()}
-  assert f"{NAME}.model.pretrained" in g[f"{NAME}.decompiling.decompile"][0]
+  assert f"{NAME}.model.numpy_nar" in g[f"{NAME}.decompiling.decompile"][0]
+  assert f"{NAME}.model.pretrained" in g[f"{NAME}.decompiling.decompile"][1]  # torch: imported where used
   assert f"{NAME}.program.ops" in g[f"{NAME}.program.ir"][0]

@@ -258,17 +258,16 @@ def _load_model(args):
   return transformerlens.load(args.model, args.settings, flags)
 
 
-def _inference_threads(mode: str) -> None:
-  """The CLI, not the library, picks torch's thread count for AR decoding: one.
+def _one_torch_thread() -> None:
+  """The CLI, not the library, picks torch's thread count where it runs the torch model: one.
 
   On this project's busy 2-core machine two threads made decompiling 3.6x
   slower than one (benchmarks/decompile_threads.py); the model is small enough
-  that one thread is also right on bigger machines. NAR decoding runs in NumPy
-  (model/numpy_nar.py) and never imports torch.
+  that one thread is also right on bigger machines. (NAR decompiling runs in
+  NumPy, model/numpy_nar.py, and never imports torch.)
   """
-  if mode == "ar":
-    import torch
-    torch.set_num_threads(1)
+  import torch
+  torch.set_num_threads(1)
 
 
 def cmd_decompile(args) -> None:
@@ -278,7 +277,8 @@ def cmd_decompile(args) -> None:
     files.output_path(args.report)  # a folder or device as --report is refused before any work
   model = _load_model(args)  # a bad file is refused before torch is imported
   from tracr_decompiler.decompiling.decompile import decompile
-  _inference_threads(args.mode)
+  if args.mode == "ar":
+    _one_torch_thread()
   result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
                      verify=args.verify)
   print(result.source, end="")
@@ -299,7 +299,7 @@ def cmd_evaluate(args) -> None:
   _check_beam(args.beam, "nar")
   if args.report:
     files.output_path(args.report)  # refused before hours of evaluation, not after
-  _inference_threads(args.mode)
+  _one_torch_thread()  # evaluation decodes autoregressively too
   if args.lib:
     from tracr_decompiler.evaluation import lib_report
     summary = lib_report.evaluate_lib(args.checkpoint, out=args.out, beam=args.beam)
