@@ -242,21 +242,6 @@ def _agrees(line: ir.Line, table: dict) -> bool:
     return False
 
 
-def _name_table(table: dict, domains: list[list], kinds: list[str], numerical: bool) -> str:
-  """A read Map / SequenceMap table named: registry, formula, else the table.
-
-  A numerical SOp of 0s and 1s is also tried as a predicate (tracr compiles True as 1), so
-  `x < 0` of a numerical SOp reads as that formula, not as a table of its fractions. A
-  categorical one's values are labels, True apart from 1 (`x * y` is not `and` there).
-  """
-  if numerical and {v for v in table.values()} <= {0, 1}:
-    name = registry.named(tables.lookup({k: bool(v) for k, v in table.items()}).source, domains, kinds,
-                          search_formulas=True, typed=True)
-    if registry.how_written(name) != "table":
-      return name
-  return registry.named(tables.lookup(table).source, domains, kinds, search_formulas=True, typed=not numerical)
-
-
 def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, node: dict[str, int],
                values: dict[str, list], encodings: dict[str, str], is_output: bool) -> str | None:
   """The line's fn read from node j: the guess when it agrees, else a registry name or table; None: unread."""
@@ -267,7 +252,8 @@ def _read_line(line: ir.Line, model: CompiledModel, graph: WeightGraph, j: int, 
       table = _mlp_table(line, model, graph, j, arg_nodes, values, encodings, is_output)
       if _agrees(line, table):
         return line.fn
-      return _name_table(table, [values[a] for a in line.args], kinds, line.encoding == "numerical")
+      domains = [values[a] for a in line.args]
+      return registry.named(tables.lookup(table).source, domains, kinds, search_formulas=True, encoding=line.encoding)
     if line.op == "linear_sequence_map":
       if arg_nodes[0] == arg_nodes[1]:
         raise _Skip("a LinearSequenceMap of one SOp with itself")

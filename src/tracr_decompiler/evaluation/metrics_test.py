@@ -62,3 +62,16 @@ def test_a_formula_read_from_the_weights_is_exact_against_the_truths_table_of_th
   assert not metrics.exact(formula, truth)  # as written, the texts differ
   assert metrics.exact(formula, truth, inputs)
   assert not metrics.exact(other, truth, inputs)
+
+
+def test_a_numerical_zero_one_table_is_exact_against_the_predicate_read_for_it():
+  """The reader writes a numerical SOp of 0s and 1s as a predicate (`x % 4 != 0`, tracr compiles True as 1);
+  the truth's int table and an int formula of the same values are named alike, so both are exact."""
+  from tracr_decompiler.compiling import inputs as inputs_lib
+  from tracr_decompiler.program import ir
+  line = lambda fn: ir.Line(op="map", encoding="numerical", fn=fn, args=("tokens",), out="x0")
+  truth = ir.Program((line("lambda x: {0: 0, 1: 1, 2: 1, 3: 1, 4: 0}[x]"),))
+  inputs = inputs_lib.input_set((0, 1, 2, 3, 4), 5).inputs
+  for written in ("lambda x: x % 4 != 0", "lambda x: min(x % 4, 1)"):
+    assert metrics.exact(ir.Program((line(written),)), truth, inputs), written
+  assert not metrics.exact(ir.Program((line("lambda x: x % 4 == 0"),)), truth, inputs)

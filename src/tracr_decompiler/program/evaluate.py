@@ -130,9 +130,10 @@ def with_canonical_aliases(program: ir.Program, inputs: list[tuple], causal: boo
   this form; older data and user programs may not be. Table functions of any
   op (Map, SequenceMap, Select predicate) that a registry entry matches on the
   values their arguments receive are written as that entry (registry.named):
-  this is where a table becomes a name. With search_formulas, a table or
-  formula that no entry matches is written as the shortest formula that does
-  (registry.named), as read_functions writes what it reads.
+  this is where a table becomes a name. With search_formulas, functions are
+  named as read_functions names what it reads: a table or formula that no entry
+  matches becomes the shortest formula that does, by the line's encoding
+  (registry.named).
   """
   labels = token_labels(inputs)  # any vocabulary: letters are codes into labels
   tokens, valid = padded_batch(inputs, labels)
@@ -147,7 +148,8 @@ def with_canonical_aliases(program: ir.Program, inputs: list[tuple], causal: boo
   for line in program.lines:
     if line.op == "map" or registry.written(line.fn) is not None:
       domains, kinds = zip(*(seen(a) for a in line.args[:1 if line.op == "map" else 2]))
-      line = dataclasses.replace(line, fn=registry.named(line.fn, list(domains), list(kinds), search_formulas))
+      line = dataclasses.replace(line, fn=registry.named(line.fn, list(domains), list(kinds), search_formulas,
+                                                          line.encoding if search_formulas else None))
     lines.append(line)
   return ir.Program(tuple(lines))
 

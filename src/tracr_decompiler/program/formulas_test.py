@@ -88,7 +88,7 @@ def test_typed_naming_keeps_a_categorical_outputs_bools():
   both = tables.lookup({(x, y): x == 1 and y == 1 for x in (0, 1) for y in (0, 1)}).source
   domains, kinds = [[0, 1], [0, 1]], [registry.INT, registry.INT]
   assert registry.named(both, domains, kinds) == "mul"  # untyped, as a numerical SOp compiles it
-  typed = registry.named(both, domains, kinds, search_formulas=True, typed=True)
+  typed = registry.named(both, domains, kinds, search_formulas=True, encoding="categorical")
   assert typed != "mul" and all(registry.function(typed).fn(x, y) is (x == 1 and y == 1)
                                 for x in (0, 1) for y in (0, 1))
 

@@ -207,7 +207,8 @@ def _typed_values(values: tuple | None) -> tuple | None:
   return None if values is None else tuple((isinstance(v, bool), v) for v in values)
 
 
-def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool = False, typed: bool = False) -> str:
+def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool = False,
+          encoding: str | None = None) -> str:
   """The first registry entry that agrees with `fn` on its arguments' values, else a formula or `fn`.
 
   domains: the values each argument takes (keys' then queries' for a predicate);
@@ -219,9 +220,13 @@ def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool 
   formula that does (formulas.search, within its budget), else it stays a table.
   Off by default: the generator and training targets name tables by the registry
   alone (formulas are how the decompiler writes what it read, read_functions.py).
-  With `typed`, outputs must also agree in type: True is not 1 in a categorical
-  SOp's value set (the output encoder's labels); off, a numerical SOp's 1 and True
-  compile alike.
+  encoding: the line's, where naming should follow how tracr compiles it (as the
+  decompiler names what it reads; None: names agree on values alone, 1 == True).
+  A categorical SOp's outputs must also agree in type (True is not 1 in its value
+  set, e.g. the output encoder's labels). A numerical SOp's function of 0s and 1s,
+  written as a table or formula, is first tried as a predicate (tracr compiles
+  True as 1), so `x < 0` of a numerical SOp reads as that, not as a table of its
+  fractions.
   """
   domains = [sorted(d, key=float) if all(not isinstance(v, str) for v in d) else list(d) for d in domains]
   w = written(fn)
@@ -239,7 +244,14 @@ def named(fn: str, domains: list[list], kinds: list[str], search_formulas: bool 
     target = _values_on(f.fn, domains, len(domains))
     if target is None:
       return fn
-    key = _typed_values if typed else (lambda values: values)
+    if (encoding == "numerical" and w is not None and set(target) <= {0, 1}
+        and not all(isinstance(v, bool) for v in target)):
+      form = tables.MAP if len(domains) == 1 else tables.SEQUENCE_MAP
+      as_predicate = tables.from_function(form, lambda *a: bool(f.fn(*a)), *domains)
+      name = named(as_predicate.source, domains, kinds, search_formulas, encoding="categorical")
+      if how_written(name) != "table":
+        return name
+    key = _typed_values if encoding == "categorical" else (lambda values: values)
     for c in candidates:
       if all(k in c.accepts for k in kinds) and key(_values_on(c.fn, domains, len(domains))) == key(target):
         return c.name
