@@ -114,7 +114,7 @@ def _ar_candidates(path: str | None, params, graph: weights.WeightGraph, beam: i
 
 
 def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", beam: int = 16,
-              verify: bool = True, **reading) -> DecompileResult:
+              verify: bool = True, read: bool = True, **reading) -> DecompileResult:
   """Decompiles a compiled Tracr model into a RASP program.
 
   Args:
@@ -128,7 +128,11 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
       more follow the wiring of the weights (decode.wiring). Each candidate is also tried with its
       functions read from the weights where they pin them down
       (read_functions.py), so functions outside the registry come back exact.
-    verify: check candidates against the given model (see verify.py).
+    verify: check candidates against the given model (see verify.py). Without
+      it, the decoder's best program is returned with its functions read from
+      the weights (what the model computes, where the reading fits).
+    read: read candidates' functions from the weights (read_functions.py); False
+      gives the decoder's own programs (what `evaluate` scores as greedy).
     **reading: for TransformerLens inputs, what the weights do not say: tracr's
       `input_encoder`/`output_encoder`, or vocab, bos, pad, causal, output_values, ...
 
@@ -164,21 +168,26 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     raise DecompileError("the decompiler produced no well-formed program")
   confidence = _line_confidence(logits, candidates[0][1], s) if mode == "nar" else []
   chosen, check, tried, chosen_read = candidates[0][1], None, 0, None
+  if read and not verify:
+    chosen_read = _read_variant(candidates[0][1], compiled, graph)
+    chosen = chosen_read.program if chosen_read is not None else chosen
   if verify:
     verifier = Verifier(model, compiled)
     # (program, check, read): the first verified match, else the first sampled match (outputs equal on a
     # sample only: a later candidate may still be proved, e.g. a read table where a registry name agreed
     # on the sample), else the first program tried (the best guess).
     best, sampled = None, None
-    for program, read in _with_read_variants(candidates, compiled, graph):
+    options = (_with_read_variants(candidates, compiled, graph) if read
+               else [(program, None) for _, program in candidates])
+    for program, info in options:
       tried += 1
       result = verifier.check(program)
-      best = best or (program, result, read)
+      best = best or (program, result, info)
       if result.verified:
-        best = (program, result, read)
+        best = (program, result, info)
         break
       if result.status == "sampled" and sampled is None:
-        sampled = (program, result, read)
+        sampled = (program, result, info)
     else:
       best = sampled or best
     if best is not None:
@@ -210,6 +219,13 @@ def _distinct(candidates: list[tuple[float, ir.Program]]) -> list[tuple[float, i
   return out
 
 
+def _read_variant(program: ir.Program, compiled, graph) -> read_functions.ReadVariant | None:
+  try:
+    return read_functions.read_variant(program, compiled, graph)
+  except (ValueError, KeyError, IndexError, TypeError):  # a guess the reading cannot follow: left as guessed
+    return None
+
+
 def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, read_functions.ReadVariant | None]]:
   """The order verification tries programs in: decoded candidates and their read variants, each once.
 
@@ -225,10 +241,7 @@ def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, r
   options: list[tuple[int, ir.Program, read_functions.ReadVariant | None]] = []
   seen: set[str] = set()
   for _, program in candidates:
-    try:
-      read: read_functions.ReadVariant | None = read_functions.read_variant(program, compiled, graph)
-    except (ValueError, KeyError, IndexError, TypeError):
-      read = None
+    read = _read_variant(program, compiled, graph)
     pair: list[tuple[ir.Program, read_functions.ReadVariant | None]] = (
         [(read.program, read)] if read is not None and read.disagreed else [])
     pair.append((program, dataclasses.replace(read, program=program, disagreed=0, replaced={}) if read else None))

@@ -41,3 +41,17 @@ def test_a_sampled_match_is_kept_only_when_no_later_candidate_is_proved(monkeypa
   statuses[repr(truth.lines)] = "different"  # nothing proved: the sampled match stands
   result = decompile_lib.decompile(model)
   assert result.program == first and result.check.status == "sampled"
+
+
+def test_without_verification_the_functions_are_read_from_the_weights():
+  """--no-verify returns the decoder's best program with its functions read where the reading fits (an
+  out-of-registry Map comes back as its table); read=False is the decoder alone, as `evaluate` scores it."""
+  from tracr.rasp import rasp
+  table = {0: 2, 1: 0, 2: 4, 3: 1, 4: 3}  # no registry function
+  out = rasp.categorical(rasp.Map(lambda x: table[x], rasp.tokens))
+  model = compiler.tracr_compile(out, compiler.CompileSettings(compiler_bos="BOS"))
+  read = decompile_lib.decompile(model, beam=1, verify=False)
+  alone = decompile_lib.decompile(model, beam=1, verify=False, read=False)
+  assert read.program.lines[0].fn == "lambda x: {0: 2, 1: 0, 2: 4, 3: 1, 4: 3}[x]"
+  assert (read.functions_read, read.functions_replaced) == (1, 1) and not read.verified
+  assert alone.program.lines[0].fn != read.program.lines[0].fn and alone.functions_read == 0

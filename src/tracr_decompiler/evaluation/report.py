@@ -97,7 +97,8 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     for mode in ("nar", "ar"):
       t = time.time()
       try:
-        pred = decompile(user_model, checkpoint_path=checkpoint, mode=mode, beam=1, verify=False).program
+        pred = decompile(user_model, checkpoint_path=checkpoint, mode=mode, beam=1, verify=False,
+                         read=False).program  # the decoder alone
       except DecompileError:
         pred = None
       rec[f"{mode}_seconds"] = time.time() - t
