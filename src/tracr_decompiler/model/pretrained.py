@@ -14,14 +14,13 @@ import json
 import pathlib
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
 from tracr_decompiler.model.release import (MAX_CHECKPOINT_BYTES, CheckpointError, check_tensor_file, file_sha256,
-                                            model_folder, read_config, read_json)
+                                            model_folder, read_config, read_json, read_tensor_file)
 
 __all__ = ["MAX_CHECKPOINT_BYTES", "CheckpointError", "check_tensor_file", "file_sha256", "read_json",
            "trained_on", "save_pretrained", "load_tensors", "load_weights", "load_decompiler"]
@@ -49,11 +48,7 @@ def save_pretrained(model: Decompiler, folder: pathlib.Path) -> None:
 
 
 def load_tensors(path: pathlib.Path) -> dict[str, torch.Tensor]:
-  check_tensor_file(path, None)
-  try:
-    return load_file(path)
-  except (OSError, RuntimeError, ValueError, SafetensorError) as e:
-    raise CheckpointError(f"cannot read {path}: {str(e).splitlines()[0][:120]}") from None
+  return read_tensor_file(path, load_file)
 
 
 def load_weights(model: Decompiler, folder: pathlib.Path) -> None:

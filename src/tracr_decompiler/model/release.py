@@ -9,8 +9,8 @@ pretrained.py builds the torch model from the same files.
 from __future__ import annotations
 
 import hashlib
-import json
 import pathlib
+from typing import Callable, TypeVar
 
 import numpy as np
 from safetensors import SafetensorError
@@ -21,6 +21,7 @@ from tracr_decompiler.encoding import programs
 from tracr_decompiler.errors import FileError
 from tracr_decompiler.model.config import ModelConfig
 
+T = TypeVar("T")
 MAX_CHECKPOINT_BYTES = 4 << 30  # per tensor file; the shipped model is 14 MB
 
 
@@ -79,10 +80,15 @@ def read_config(folder: pathlib.Path) -> tuple[ModelConfig, dict | None]:
   return model_cfg, trained_on if isinstance(trained_on, dict) else None
 
 
-def load_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
-  """The tensors of a checked safetensors file, as NumPy arrays."""
+def read_tensor_file(path: pathlib.Path, load: Callable[[pathlib.Path], dict[str, T]]) -> dict[str, T]:
+  """A safetensors file's tensors, by `load` (safetensors' NumPy or torch loader) once its header is checked."""
   check_tensor_file(path, None)
   try:
-    return load_file(path)
+    return load(path)
   except (OSError, RuntimeError, ValueError, SafetensorError) as e:
     raise CheckpointError(f"cannot read {path}: {str(e).splitlines()[0][:120]}") from None
+
+
+def load_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
+  """The tensors of a checked safetensors file, as NumPy arrays."""
+  return read_tensor_file(path, load_file)
