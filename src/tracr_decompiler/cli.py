@@ -258,16 +258,21 @@ def _load_model(args):
   return transformerlens.load(args.model, args.settings, flags)
 
 
-def _one_torch_thread() -> None:
-  """The CLI, not the library, picks torch's thread count where it runs the torch model: one.
+def _one_thread(torch_too: bool) -> None:
+  """The CLI, not the library, picks the thread count for decompiling: one for BLAS, and for torch where
+  it runs the torch model (AR mode, evaluate; NAR decompiling runs in NumPy and never imports torch).
 
-  On this project's busy 2-core machine two threads made decompiling 3.6x
-  slower than one (benchmarks/decompile_threads.py); the model is small enough
-  that one thread is also right on bigger machines. (NAR decompiling runs in
-  NumPy, model/numpy_nar.py, and never imports torch.)
+  On this project's busy 2-core machine two torch threads made decompiling 3.6x
+  slower than one (benchmarks/decompile_threads.py), and two BLAS threads made
+  the NumPy NAR pass 8x slower inside `evaluate` (0.13 s against 0.017 s per
+  model, 12 models); the model is small enough that one thread is also right
+  on bigger machines.
   """
-  import torch
-  torch.set_num_threads(1)
+  from threadpoolctl import threadpool_limits
+  threadpool_limits(limits=1)
+  if torch_too:
+    import torch
+    torch.set_num_threads(1)
 
 
 def cmd_decompile(args) -> None:
@@ -277,8 +282,7 @@ def cmd_decompile(args) -> None:
     files.output_path(args.report)  # a folder or device as --report is refused before any work
   model = _load_model(args)  # a bad file is refused before torch is imported
   from tracr_decompiler.decompiling.decompile import decompile
-  if args.mode == "ar":
-    _one_torch_thread()
+  _one_thread(torch_too=args.mode == "ar")
   result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
                      verify=args.verify)
   print(result.source, end="")
@@ -299,7 +303,7 @@ def cmd_evaluate(args) -> None:
   _check_beam(args.beam, "nar")
   if args.report:
     files.output_path(args.report)  # refused before hours of evaluation, not after
-  _one_torch_thread()  # evaluation decodes autoregressively too
+  _one_thread(torch_too=True)  # evaluation decodes autoregressively too
   if args.lib:
     from tracr_decompiler.evaluation import lib_report
     summary = lib_report.evaluate_lib(args.checkpoint, out=args.out, beam=args.beam)
