@@ -46,7 +46,7 @@ from tracr_decompiler.encoding.weights import WeightGraph
 from tracr_decompiler.program import ir, registry, tables, to_rasp
 from tracr_decompiler.program.values import is_number, value_key
 
-_MLP_OPS = ("map", "sequence_map")  # tables; a LinearSequenceMap's factors are read as numbers
+_MLP_OPS = ("map", "sequence_map")  # functions read as tables (a LinearSequenceMap's: two factors)
 _NODE_KIND = {"map": "mlp", "sequence_map": "mlp", "linear_sequence_map": "mlp", "aggregate": "head",
               "selector_width": "selector_width"}
 _TOLERANCE = 1e-4  # numbers read from float32 weights, compared with a guess
@@ -63,15 +63,16 @@ class ReadVariant:
 
 
 def match_nodes(program: ir.Program, graph: WeightGraph, limit: int = _MATCHINGS) -> list[dict[str, int]]:
-  """Ways to give lines weight-graph nodes, most lines matched first (at most `limit`).
+  """Ways to give lines weight-graph nodes that match the most lines (at most `limit` of them).
 
   A line's node has the line's kind and reads exactly its arguments' nodes
   (keys, queries and values roles for a head; the MLP's inputs for a Map or
   SequenceMap); each node serves one line, and the output line takes the
   output node. Two Maps of `tokens` fit either of two nodes until a later
-  line's arguments tell them apart, so this is a small backtracking search; a
-  line that fits no node (a wrong argument, say) stays unmatched, and so do the
-  lines built on it.
+  line's arguments tell them apart, so this is a small backtracking search,
+  bounded by the most lines matched so far (and _SEARCH_STEPS); a line that
+  fits no node (a wrong argument, say) stays unmatched, and so do the lines
+  built on it.
   """
   output = int(np.flatnonzero(graph.is_output)[0]) if graph.is_output.any() else -1
   lines = program.lines
@@ -82,7 +83,8 @@ def match_nodes(program: ir.Program, graph: WeightGraph, limit: int = _MATCHINGS
     steps[0] += 1
     # Branch and bound on lines matched: interchangeable early lines (four Maps of `tokens`) are told apart
     # only many lines later, so the matchings worth keeping can lie deep in the search.
-    if steps[0] > _SEARCH_STEPS or matched + len(lines) - i < most[0]:
+    if (steps[0] > _SEARCH_STEPS or matched + len(lines) - i < most[0]
+        or (most[0] == len(lines) and len(found) >= limit)):  # nothing better left to find
       return
     if i == len(lines):
       if matched > most[0]:
