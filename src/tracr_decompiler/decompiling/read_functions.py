@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import functools
 
 import numpy as np
 from tracr.compiler import basis_inference, nodes as tracr_nodes, rasp_to_graph
@@ -117,6 +118,13 @@ def _reads(n, line: ir.Line, args: list[int]) -> bool:
 
 def value_sets(program: ir.Program, vocab, max_seq_len: int) -> dict[str, list]:
   """Each line's (and input's) value set as tracr infers it, in tracr's block order."""
+  return {name: list(values) for name, values in _value_sets(program, tuple(vocab), max_seq_len).items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _value_sets(program: ir.Program, vocab: tuple, max_seq_len: int) -> dict[str, tuple]:
+  # Cached: reading infers each prefix of each candidate, and candidates share most of their prefixes
+  # (tracr's inference deep-copies its graph; uncached, it was a quarter of a decompile).
   expr = to_rasp.to_rasp(program, {line.out: line.out for line in program.lines})
   extracted = rasp_to_graph.extract_rasp_graph(expr)
   basis_inference.infer_bases(extracted.graph, extracted.sink, set(vocab), max_seq_len)
@@ -124,7 +132,7 @@ def value_sets(program: ir.Program, vocab, max_seq_len: int) -> dict[str, list]:
   for label, data in extracted.graph.nodes.items():  # labels are `{name}_{id}`; "tokens", "indices" as is
     name = label if label in ir.INPUTS else label.rsplit("_", 1)[0]
     if data.get(tracr_nodes.VALUE_SET) is not None:
-      out[name] = _block_order(data[tracr_nodes.VALUE_SET])
+      out[name] = tuple(_block_order(data[tracr_nodes.VALUE_SET]))
   return out
 
 
