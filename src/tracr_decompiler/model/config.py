@@ -7,6 +7,10 @@ import dataclasses
 from tracr_decompiler.encoding import programs, weights
 
 
+NEG = -1e9  # the score of a masked attention key or argument pointer
+RELATION_READS = len(weights.ROLES)  # relation channels 0..4: "node i reads node j in role r"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   input_mode: str = "graph"  # "graph" (structure-aware nodes) or "flat" (the paper's flatten-and-chunk baseline)

@@ -27,10 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tracr_decompiler.encoding import programs, weights
-from tracr_decompiler.model.config import ModelConfig
-
-NEG = -1e9
+from tracr_decompiler.encoding import programs
+from tracr_decompiler.model.config import NEG, RELATION_READS, ModelConfig
 
 
 def _gelu(x: torch.Tensor) -> torch.Tensor:
@@ -43,8 +41,6 @@ def _gelu(x: torch.Tensor) -> torch.Tensor:
   `torch.backends.mha.set_fastpath_enabled(False)` a library must not flip.
   """
   return F.gelu(x)
-
-RELATION_READS = len(weights.ROLES)  # relation channels 0..4: "node i reads node j in role r"
 
 
 class GraphEncoder(nn.Module):

@@ -20,10 +20,8 @@ import numpy as np
 
 from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.model import release
-from tracr_decompiler.model.config import ModelConfig
+from tracr_decompiler.model.config import NEG, RELATION_READS, ModelConfig
 
-NEG = -1e9  # model.NEG: masked attention and argument scores
-RELATION_READS = len(weights.ROLES)  # model.RELATION_READS: relation channels "node i reads node j in role r"
 _EPS = 1e-5  # torch LayerNorm's default
 # Numerical Recipes' erfc fit (fractional error < 1.2e-7 everywhere, below float32's resolution). NumPy has no
 # erf, and math.erf element by element makes a Python float per activation: the garbage collector then
