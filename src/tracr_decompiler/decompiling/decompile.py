@@ -92,25 +92,29 @@ def _nar_logits(path: str | None, params, graph: weights.WeightGraph) -> dict[st
   (numpy_nar.py); the flat baseline only through its torch model."""
   if _config(path)[0].input_mode == "graph":
     return _nar_model(path).logits(graph)
-  import torch  # pylint: disable=import-outside-toplevel  (seconds to import; the default path never needs it)
-  from tracr_decompiler.model.batch import inference_batch
-  model = load_decompiler(path)
-  batch = inference_batch(params, graph, model.cfg)
-  with torch.no_grad():
-    memory, mask = model.encode(batch)
-    return {k: v.float().numpy() for k, v in model.nar(memory, mask, batch).items()}
+  return _with_torch_model(path, params, graph, lambda model, memory, mask, batch: {
+      k: v.float().numpy() for k, v in model.nar(memory, mask, batch).items()})
 
 
 def _ar_candidates(path: str | None, params, graph: weights.WeightGraph, beam: int) -> list[tuple[float, ir.Program]]:
-  """The AR decoder's beam (torch: imported here, not for the default NAR path)."""
+  """The AR decoder's beam."""
+  from tracr_decompiler.model.beam import ar_beam
+  return _with_torch_model(path, params, graph, lambda model, memory, mask, batch: ar_beam(
+      model, memory, mask, len(graph.nodes), beam=beam))
+
+
+def _with_torch_model(path: str | None, params, graph: weights.WeightGraph, run):
+  """`run(model, memory, mask, batch)` on the torch decompiler's encoding of the graph, without gradients.
+
+  torch is imported here, not for the default NAR path: importing it takes longer than a whole decompile.
+  """
   import torch  # pylint: disable=import-outside-toplevel
   from tracr_decompiler.model.batch import inference_batch
-  from tracr_decompiler.model.beam import ar_beam
   model = load_decompiler(path)
   batch = inference_batch(params, graph, model.cfg)
   with torch.no_grad():
     memory, mask = model.encode(batch)
-    return ar_beam(model, memory, mask, len(graph.nodes), beam=beam)
+    return run(model, memory, mask, batch)
 
 
 def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", beam: int = 16,
