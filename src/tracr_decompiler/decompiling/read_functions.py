@@ -331,7 +331,7 @@ def _read_variant(program: ir.Program, model: CompiledModel, graph: WeightGraph,
       return None
 
   for i, line in enumerate(lines):
-    readable = line.out in node and line.op in _MLP_OPS + ("linear_sequence_map", "aggregate", "selector_width")
+    readable = line.out in node  # every op kind has a reader (_read_line); a line without a node has none
     values = infer(i) if readable else None
     if readable:
       fn = _read_line(line, model, graph, node[line.out], node, {**known, **(values or {})}, encodings,
