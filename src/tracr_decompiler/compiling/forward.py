@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from tracr_decompiler import short_axis
 from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.program import evaluate
@@ -117,9 +118,9 @@ def residual_stream(model: CompiledModel, tokens: np.ndarray, key_mask: np.ndarr
       logits = (q @ k.transpose(0, 2, 1)) * scale  # [N, Tq, Tk]
       if allowed is not None:  # as tracr: masked logits set to -1e30 before the softmax
         logits = np.where(allowed, logits, np.float32(-1e30))
-      logits -= logits.max(-1, keepdims=True)
+      logits -= short_axis.amax(logits)[..., None]
       weights = np.exp(logits)
-      weights /= weights.sum(-1, keepdims=True)
+      weights /= short_axis.total(weights)[..., None]
       outputs.append((h.out_cols, (weights @ v).reshape(n * t, -1) @ h.wo))
     for cols, out in outputs:
       x[:, cols] += out

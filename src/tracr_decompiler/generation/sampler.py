@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from tracr_decompiler import limits
+from tracr_decompiler import limits, short_axis
 from tracr_decompiler.compiling import checking, compiler, inputs as inputs_lib
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.generation import settings as settings_lib
@@ -151,10 +151,15 @@ class _Builder:
       seen = [evaluate.py_value(v, self.kind(x)) for v in codes[~np.isnan(codes)]]
       line = dataclasses.replace(line, fn=registry.canonical_alias(line.fn, seen, self.kind(x)))
     try:
+      # tracr averages one-hot vectors, so a categorical Aggregate is only correct
+      # if every query selects one value. Most random selectors do not: checked
+      # before the Aggregate is computed, since most such lines fail here.
+      if line.op == "aggregate" and line.encoding == "categorical" and not self._selects_one_value(line, env):
+        return False
       values = evaluate.eval_line(line, {a: env[a].values for a in line.args}, self.causal)
     except EvaluationError:
       return False
-    if not self._acceptable(line, env, values):
+    if not self._acceptable(line, values):
       return False
     domain = self._domain(line, env)
     if domain is None or len(domain) > limits.MAX_VALUE_SET:
@@ -222,7 +227,7 @@ class _Builder:
     self.vars = [v for v in self.vars if v.name in ir.INPUTS or v.name in keep]
     self.consumed = {a for line in self.lines for a in line.args}
 
-  def _acceptable(self, line: ir.Line, env: dict[str, _Var], values: Values) -> bool:
+  def _acceptable(self, line: ir.Line, values: Values) -> bool:
     existing = values.data[self.valid]
     none = np.isnan(existing)
     distinct = np.unique(existing[~none])
@@ -239,15 +244,15 @@ class _Builder:
     for other in self.vars:  # a duplicate of an existing SOp adds nothing
       if other.encoding == line.encoding and np.array_equal(other.values.data, values.data, equal_nan=True):
         return False
-    if line.op == "aggregate" and line.encoding == "categorical":
-      # tracr averages one-hot vectors: only correct if every query selects one value.
-      sel = evaluate.selector(env[line.args[0]].values, env[line.args[1]].values, line.fn, self.causal)
-      vals = np.broadcast_to(env[line.args[2]].values.data[:, None, :], sel.shape)
-      hi = np.where(sel, vals, -np.inf).max(-1)
-      lo = np.where(sel, vals, np.inf).min(-1)
-      if (sel.any(-1) & (hi != lo) & self.valid).any():
-        return False
     return True
+
+  def _selects_one_value(self, line: ir.Line, env: dict[str, _Var]) -> bool:
+    """Whether every existing query of this Aggregate's selector selects one value (raises EvaluationError as eval)."""
+    sel = evaluate.selector(env[line.args[0]].values, env[line.args[1]].values, line.fn, self.causal)
+    vals = np.broadcast_to(env[line.args[2]].values.data[:, None, :], sel.shape)
+    hi = short_axis.amax(np.where(sel, vals, -np.inf))
+    lo = short_axis.amin(np.where(sel, vals, np.inf))
+    return not (short_axis.any_(sel) & (hi != lo) & self.valid).any()
 
 
 # --- proposers: one per generator kind (ops.GENERATOR_KINDS), each drawing one candidate line ---------
@@ -403,8 +408,9 @@ def _input_sets(settings: compiler.CompileSettings, rng: np.random.Generator,
 
 
 def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: _Batch, n_ops: int,
-          settings: compiler.CompileSettings) -> Optional[ir.Program]:
-  """One candidate program of n_ops lines in which every SOp reaches the output, or None.
+          settings: compiler.CompileSettings) -> Optional[tuple[ir.Program, Values]]:
+  """One candidate program of n_ops lines in which every SOp reaches the output, with its output's
+  values on the probe inputs; or None.
 
   Lines are drawn one at a time. When they run out with SOps left dangling,
   the program is pruned to the last line's ancestors and grown again on top of
@@ -426,7 +432,7 @@ def _grow(cfg: GenerationConfig, rng: np.random.Generator, probe: _Batch, n_ops:
       return None
     program = ir.Program(tuple(builder.lines))
     if len(program.used()) == n_ops:
-      return program
+      return program, builder.vars[-1].values  # the last line is the output
     builder.prune(program.used())
   return None
 
@@ -469,14 +475,12 @@ def sample_program(cfg: GenerationConfig, rng: np.random.Generator,
       n_ops = int(rng.integers(cfg.min_sops, cfg.max_sops + 1))
       if out_of_time:
         deadline, time_budget_hits = time.monotonic() + cfg.max_program_seconds, time_budget_hits + 1
-    program = _grow(cfg, rng, probe, n_ops, settings)
-    if program is None:
+    grown = _grow(cfg, rng, probe, n_ops, settings)
+    if grown is None:
       continue
-    program = ir.canonicalize(program)
-    probe_expected = _outputs(program, probe, settings.causal)
-    if probe_expected is None or (probe_expected.labels == probe.labels
-                                  and np.array_equal(probe_expected.data, probe.tokens)):
-      continue  # fails on a probe input, or is the identity (padding copies real positions: exact)
+    program, probe_expected = ir.canonicalize(grown[0]), grown[1]  # renaming keeps the output's values
+    if probe_expected.labels == probe.labels and np.array_equal(probe_expected.data, probe.tokens):
+      continue  # the identity (padding copies real positions: exact)
     if source.to_source(program) in blocklist:
       continue
     try:

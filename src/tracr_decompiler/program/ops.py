@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, Literal, NoReturn, Protocol
 
 from tracr.rasp import rasp
 
+from tracr_decompiler import short_axis
 from tracr_decompiler.program import formulas, registry, tables, values
 from tracr_decompiler.program.values import EvaluationError, Values
 
@@ -156,7 +157,7 @@ def _eval_aggregate(line: "Line", args: list[Values], causal: bool) -> Values:
 
 
 def _eval_selector_width(line: "Line", args: list[Values], causal: bool) -> Values:
-  return Values(values.selector(args[0], args[1], line.fn, causal).sum(-1).astype(float), registry.INT)
+  return Values(short_axis.total(values.selector(args[0], args[1], line.fn, causal)).astype(float), registry.INT)
 
 
 def _parse_aggregate(p: ParseContext, node: ast.Call, args: list[ast.expr],

@@ -13,6 +13,7 @@ import operator
 
 import numpy as np
 
+from tracr_decompiler import short_axis
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import registry
 
@@ -160,13 +161,13 @@ def _labelled_selector(keys: Values, queries: Values, comparison: str) -> np.nda
 def aggregate(selector: np.ndarray, values: Values, encoding: str) -> Values:
   if values.labels is not None and encoding == "numerical":
     raise EvaluationError("numerical Aggregate of values that are not numbers")
-  count = selector.sum(-1)  # [N, Lq]
+  count = short_axis.total(selector)  # [N, Lq]
   vals = np.broadcast_to(values.data[:, None, :], selector.shape)
-  picked_nan = (selector & np.isnan(vals)).any(-1)
+  picked_nan = short_axis.any_(selector & np.isnan(vals))
   exists = values.valid if values.valid is not None else True  # padding queries do not exist
   if (picked_nan & (count > 1) & exists).any():
     raise EvaluationError("Aggregate averages over None")
-  total = np.where(selector, np.nan_to_num(vals), 0.0).sum(-1)
+  total = short_axis.total(np.where(selector, np.nan_to_num(vals), 0.0))
   with np.errstate(invalid="ignore", divide="ignore"):
     mean = total / count
   mean = np.where(picked_nan, np.nan, mean)
