@@ -33,6 +33,11 @@ def any_(a: np.ndarray) -> np.ndarray:
   return _fold(np.logical_or, a, bool)
 
 
+def fold_or(a: np.ndarray) -> np.ndarray:
+  """Bitwise OR over the last axis (integers)."""
+  return _fold(np.bitwise_or, a)
+
+
 def total(a: np.ndarray) -> np.ndarray:
   """The sum; booleans are counted (int64), as ndarray.sum does."""
   return _fold(np.add, a, np.int64 if a.dtype == bool else None)

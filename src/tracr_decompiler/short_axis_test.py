@@ -33,3 +33,8 @@ def test_does_not_write_its_input():
   a = np.arange(6.0).reshape(2, 3)
   short_axis.total(a), short_axis.amax(a)
   np.testing.assert_array_equal(a, np.arange(6.0).reshape(2, 3))
+
+
+def test_fold_or():
+  a = np.random.default_rng(2).integers(0, 1 << 20, size=(5, 4, 3))
+  np.testing.assert_array_equal(short_axis.fold_or(a), np.bitwise_or.reduce(a, axis=-1))

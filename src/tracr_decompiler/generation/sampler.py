@@ -154,7 +154,9 @@ class _Builder:
       # tracr averages one-hot vectors, so a categorical Aggregate is only correct
       # if every query selects one value. Most random selectors do not: checked
       # before the Aggregate is computed, since most such lines fail here.
-      if line.op == "aggregate" and line.encoding == "categorical" and not self._selects_one_value(line, env):
+      if line.op == "aggregate" and line.encoding == "categorical" and not _one_value_per_query(
+          evaluate.selector(env[line.args[0]].values, env[line.args[1]].values, line.fn, self.causal),
+          env[line.args[2]].values, self.valid):
         return False
       values = evaluate.eval_line(line, {a: env[a].values for a in line.args}, self.causal)
     except EvaluationError:
@@ -246,13 +248,23 @@ class _Builder:
         return False
     return True
 
-  def _selects_one_value(self, line: ir.Line, env: dict[str, _Var]) -> bool:
-    """Whether every existing query of this Aggregate's selector selects one value (raises EvaluationError as eval)."""
-    sel = evaluate.selector(env[line.args[0]].values, env[line.args[1]].values, line.fn, self.causal)
-    vals = np.broadcast_to(env[line.args[2]].values.data[:, None, :], sel.shape)
+
+def _one_value_per_query(sel: np.ndarray, values: Values, valid: np.ndarray) -> bool:
+  """Whether every existing query of selector `sel` [N, Lq, Lk] selects keys of one value (None never is)."""
+  distinct, codes = values.unique
+  if len(distinct) > 62:  # more values than bits: compare the largest and smallest selected value
+    vals = np.broadcast_to(values.data[:, None, :], sel.shape)
     hi = short_axis.amax(np.where(sel, vals, -np.inf))
     lo = short_axis.amin(np.where(sel, vals, np.inf))
-    return not (short_axis.any_(sel) & (hi != lo) & self.valid).any()
+    return not (short_axis.any_(sel) & (hi != lo) & valid).any()
+  # Each value is one bit, None two; a query selects one value iff the OR of
+  # its selected keys' bits has at most one bit set.
+  codes = codes.reshape(values.data.shape)
+  bits = np.left_shift(np.int64(1), codes)
+  if np.isnan(distinct[-1]):
+    bits[codes == len(distinct) - 1] = 0b11 << 61
+  seen = short_axis.fold_or(np.where(sel, bits[:, None, :], 0))
+  return not (((seen & (seen - 1)) != 0) & valid).any()
 
 
 # --- proposers: one per generator kind (ops.GENERATOR_KINDS), each drawing one candidate line ---------

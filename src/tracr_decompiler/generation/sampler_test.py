@@ -2,6 +2,8 @@
 
 import collections
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 
@@ -152,3 +154,19 @@ def test_a_line_whose_tracr_value_set_would_explode_is_never_added():
   b.vars[-1].domain = frozenset(range(sampler.MAX_DOMAIN_PRODUCT // 4))  # as if x0 took 2^14 values
   assert b._domain(x1, env) is None  # 2^14 x 5 pairs: more than MAX_DOMAIN_PRODUCT
   assert not b.try_add(x1) and [line.out for line in b.lines] == ["x0"]
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(st.integers(0, 2**32 - 1), st.integers(1, 70), st.floats(0.0, 0.5))
+def test_one_value_check_is_max_equals_min(seed, n_values, none_fraction):
+  """The bit-mask check says what tracr needs: every query's selected values have one max and min (None fails)."""
+  rng = np.random.default_rng(seed)
+  n, length = 6, int(rng.integers(1, 9))
+  data = rng.integers(0, n_values, size=(n, length)).astype(float)
+  data[rng.random(data.shape) < none_fraction] = np.nan
+  sel = rng.random((n, length, length)) < rng.uniform(0.05, 0.6)
+  valid = rng.random((n, length)) < 0.9
+  vals = np.broadcast_to(data[:, None, :], sel.shape)
+  hi, lo = np.where(sel, vals, -np.inf).max(-1), np.where(sel, vals, np.inf).min(-1)
+  want = not (sel.any(-1) & (hi != lo) & valid).any()
+  assert sampler._one_value_per_query(sel, evaluate.Values(data, "int"), valid) == want

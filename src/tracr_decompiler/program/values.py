@@ -9,6 +9,7 @@ values. These are the building blocks the op table (ops.py) evaluates lines with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 
 import numpy as np
@@ -38,6 +39,16 @@ class Values:
   # the positions that exist. Padding holds a copy of position 0's value (see
   # `padded`), so functions there only ever see values that really occur.
   valid: np.ndarray | None = None
+
+  @functools.cached_property
+  def unique(self) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct values, sorted, one NaN last if any; each element's index into them, flat).
+
+    Cached: the generator evaluates dozens of candidate lines on the same SOps.
+    Nothing writes `data` after a Values is made.
+    """
+    u, inverse = np.unique(self.data, return_inverse=True, equal_nan=True)
+    return u, inverse.reshape(-1)
 
 
 def padded(values: Values, valid: np.ndarray | None) -> Values:
@@ -90,10 +101,10 @@ def apply(fn, columns: list[Values], encoding: str) -> Values:
   if valid.any():
     # Encode each argument tuple as one integer, then call fn once per distinct tuple.
     uniq_cols, codes = [], np.zeros(int(valid.sum()), dtype=np.int64)
-    for f in flat:
-      u, inv = np.unique(f[valid], return_inverse=True)
+    for c in columns:
+      u, inv = c.unique  # NaN is a code too, but never in a valid tuple
       uniq_cols.append(u)
-      codes = codes * len(u) + inv.reshape(-1)
+      codes = codes * len(u) + inv[valid]
     keys, inverse = np.unique(codes, return_inverse=True)
     args = []
     for key in keys:
@@ -142,8 +153,7 @@ def selector(keys: Values, queries: Values, comparison: str, causal: bool = Fals
 
 def _labelled_selector(keys: Values, queries: Values, comparison: str) -> np.ndarray:
   """The predicate on real values (strings, bools; any table), once per distinct (key, query) pair."""
-  ku, ki = np.unique(keys.data, return_inverse=True)
-  qu, qi = np.unique(queries.data, return_inverse=True)
+  (ku, ki), (qu, qi) = keys.unique, queries.unique  # no NaN: selector() refuses None first
   compare = _COMPARE.get(comparison)
   fn = (lambda k, q: compare(np.asarray(k, dtype=object), np.asarray(q, dtype=object))) if compare \
       else registry.predicate(comparison)
