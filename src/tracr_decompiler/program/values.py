@@ -50,6 +50,11 @@ class Values:
     u, inverse = np.unique(self.data, return_inverse=True, equal_nan=True)
     return u, inverse.reshape(-1)
 
+  @functools.cached_property
+  def holds_none(self) -> bool:
+    """Whether any position holds None (padding copies a real position, so the whole array tells)."""
+    return bool(np.isnan(self.data).any())
+
 
 def padded(values: Values, valid: np.ndarray | None) -> Values:
   """values with `valid` set and every padding position holding its row's position-0 value."""
@@ -134,9 +139,7 @@ def apply(fn, columns: list[Values], encoding: str) -> Values:
 
 def selector(keys: Values, queries: Values, comparison: str, causal: bool = False) -> np.ndarray:
   """selector[n, q, k]: whether key k is selected for query q; `comparison` a line's `fn` (name or truth table)."""
-  valid = keys.valid
-  existing = (lambda a: a) if valid is None else (lambda a: a[valid])
-  if np.isnan(existing(keys.data)).any() or np.isnan(existing(queries.data)).any():
+  if keys.holds_none or queries.holds_none:
     raise EvaluationError("Select on an SOp that holds None")
   # selector[n, q, k] = predicate(key[n, k], query[n, q])
   if keys.labels is None and queries.labels is None and comparison in _COMPARE:
@@ -145,9 +148,9 @@ def selector(keys: Values, queries: Values, comparison: str, causal: bool = Fals
     sel = _labelled_selector(keys, queries, comparison)
   if causal:  # a causal model's query sees only keys at or before it
     length = sel.shape[-1]
-    sel = sel & np.tril(np.ones((length, length), dtype=bool))
-  if valid is not None:  # padding keys do not exist
-    sel = sel & valid[:, None, :]
+    sel &= np.tril(np.ones((length, length), dtype=bool))  # sel is always a new array
+  if keys.valid is not None:  # padding keys do not exist
+    sel &= keys.valid[:, None, :]
   return sel
 
 
@@ -172,15 +175,18 @@ def aggregate(selector: np.ndarray, values: Values, encoding: str) -> Values:
   if values.labels is not None and encoding == "numerical":
     raise EvaluationError("numerical Aggregate of values that are not numbers")
   count = short_axis.total(selector)  # [N, Lq]
-  vals = np.broadcast_to(values.data[:, None, :], selector.shape)
-  picked_nan = short_axis.any_(selector & np.isnan(vals))
   exists = values.valid if values.valid is not None else True  # padding queries do not exist
-  if (picked_nan & (count > 1) & exists).any():
-    raise EvaluationError("Aggregate averages over None")
-  total = short_axis.total(np.where(selector, np.nan_to_num(vals), 0.0))
+  data = values.data
+  if values.holds_none:
+    picked_nan = short_axis.any_(selector & np.isnan(data)[:, None, :])
+    if (picked_nan & (count > 1) & exists).any():
+      raise EvaluationError("Aggregate averages over None")
+    data = np.nan_to_num(data)
+  total = short_axis.total(np.where(selector, data[:, None, :], 0.0))
   with np.errstate(invalid="ignore", divide="ignore"):
     mean = total / count
-  mean = np.where(picked_nan, np.nan, mean)
+  if values.holds_none:
+    mean = np.where(picked_nan, np.nan, mean)
   default = 0.0 if encoding == "numerical" else np.nan
   out = np.where(count == 0, default, mean)
   kind = registry.NUM if encoding == "numerical" else values.kind
