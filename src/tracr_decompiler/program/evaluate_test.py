@@ -49,3 +49,19 @@ def test_canonical_aliases_on_letter_vocabularies_and_causal_models():
     program = sampler.sample_program(GenerationConfig(settings=settings, max_sops=4), rng).program
     inputs = evaluate.all_inputs(settings.vocab, settings.max_seq_len)
     assert evaluate.with_canonical_aliases(program, inputs, causal=True) == program  # the generator's form already
+
+
+def test_means_add_left_to_right_as_tracrs_evaluator():
+  """tracr averages selected values with Python's sum (left to right); NumPy's pairwise sum differs at 8+."""
+  from tracr.rasp import rasp
+
+  from tracr_decompiler.program import source
+  program = source.parse_source(
+      "x = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE), "
+      "rasp.tokens, default=0))")
+  inputs = [(0.1,) * n for n in range(1, 13)] + [(0.1, 0.3, 0.1, 0.7, 0.1, 0.1, 0.9, 0.1, 0.1, 0.3)]
+  ours = evaluate.evaluate(program, inputs)
+  from tracr_decompiler.program import to_rasp
+  theirs = [rasp.evaluate(to_rasp.to_rasp(program), list(xs)) for xs in inputs]
+  assert ours == theirs  # bit for bit
+  assert sum([0.1] * 10) / 10 != np.mean([0.1] * 10)  # the case that tells the two orders apart is in here
