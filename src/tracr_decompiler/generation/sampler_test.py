@@ -170,3 +170,21 @@ def test_one_value_check_is_max_equals_min(seed, n_values, none_fraction):
   hi, lo = np.where(sel, vals, -np.inf).max(-1), np.where(sel, vals, np.inf).min(-1)
   want = not (sel.any(-1) & (hi != lo) & valid).any()
   assert sampler._one_value_per_query(sel, evaluate.Values(data, "int"), valid) == want
+
+
+def test_grown_output_values_are_the_canonical_programs():
+  """sample_program checks the compiled model against the grown program's values: canonicalizing keeps them."""
+  from tracr_decompiler.generation import settings as settings_lib
+  from tracr_decompiler.program import ir
+  cfg, rng, compared = GenerationConfig(mixed_settings=True, table_fraction=0.3), np.random.default_rng(3), 0
+  for _ in range(40):
+    settings = settings_lib.draw(rng)
+    probe, _ = sampler._input_sets(settings, rng)
+    grown = sampler._grow(cfg, rng, probe, int(rng.integers(1, 9)), settings)
+    if grown is None:
+      continue
+    again = sampler._outputs(ir.canonicalize(grown[0]), probe, settings.causal)
+    assert again is not None and again.labels == grown[1].labels
+    np.testing.assert_array_equal(again.data, grown[1].data)
+    compared += 1
+  assert compared >= 20
