@@ -55,3 +55,14 @@ def test_without_verification_the_functions_are_read_from_the_weights():
   assert read.program.lines[0].fn == "lambda x: {0: 2, 1: 0, 2: 4, 3: 1, 4: 3}[x]"
   assert (read.functions_read, read.functions_replaced) == (1, 1) and not read.verified
   assert alone.program.lines[0].fn != read.program.lines[0].fn and alone.functions_read == 0
+
+
+def test_a_sequence_map_of_one_sop_twice_is_decompiled_through_plain_tracr():
+  """tracr compiles SequenceMap(f, x, x) (it warns, users write it) as Map(f(x, x)) with never-firing units
+  for the other values of f; the splitter once cut that MLP into one node per value, and nothing verified."""
+  from tracr.rasp import rasp
+  doubled = rasp.categorical(rasp.SequenceMap(lambda x, y: x + y, rasp.tokens, rasp.tokens))
+  out = rasp.categorical(rasp.Map(lambda x: x % 3, doubled, simplify=False))
+  model = compiler.tracr_compile(out, compiler.CompileSettings(compiler_bos="BOS"))
+  result = decompile_lib.decompile(model)
+  assert result.verified, result.check.describe()

@@ -178,6 +178,7 @@ def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list
   """
   p = layout.mlp(layer)
   w1, w2 = np.asarray(params[f"{p}/linear_1"]["w"]), np.asarray(params[f"{p}/linear_2"]["w"])
+  b1 = np.asarray(params[f"{p}/linear_1"]["b"])
   one = special["one"]
   head_dims = {d: h for h in heads for d in h.writes}
   shared = _shared_cleanup_units(w1, w2, special["bos"], head_dims)
@@ -214,26 +215,39 @@ def mlp_nodes(params, layer: int, writer: dict[int, int], blocks: dict[int, list
   # just as one categorical Map to two values does; what reads them tells them apart.
   sigs = [signature(a) for a in atoms]
   sigs = [(b, o, None if set(nz_cols(w2[a])) & numerical else i) for a, (b, o, i) in zip(atoms, sigs)]
+  # A unit that reads nothing and has no bias never fires (ReLU(0)). tracr leaves such
+  # units for output values a categorical MLP can never produce: SequenceMap(f, x, x)
+  # is compiled as Map(f(x, x)) over the value set of f on all pairs. They belong to
+  # the op they sit among (hidden units of one op are contiguous): the op after them
+  # when they lead, else the one before.
+  dead = [not np.any(w1[:, a]) and not np.any(b1[a]) for a in atoms]
   groups: list[list[int]] = []
   i = 0
   while i < len(atoms):
+    start = i
+    while i < len(atoms) - 1 and dead[i]:
+      i += 1
     blocks_read, uses_one, items = sigs[i]
-    best = 1
+    end = i + 1
     if items is not None and -1 not in blocks_read:
       full = 1
       for b in blocks_read:
         full *= len(blocks[b])
       covered: set = set()
       for j in range(i, len(atoms)):
+        if dead[j]:
+          continue
         more = sigs[j][2]
         if sigs[j][:2] != (blocks_read, uses_one) or more is None or more & covered:
           break
         covered |= more
         if len(covered) == full:
-          best = j - i + 1
+          end = j + 1
           break
-    groups.append(sum(atoms[i:i + best], []))
-    i += best
+    while end < len(atoms) and dead[end]:
+      end += 1
+    groups.append(sum(atoms[start:end], []))
+    i = end
 
   mlps, sws = [], []
   for own in groups:

@@ -127,6 +127,11 @@ NORMAL = {
                                     L("sequence_map", "categorical", "and", ("e", "c"), "f")],
                                    [("head", 0, ("a",)), ("mlp", 0, ("b",)), ("mlp", 1, ("c",)), ("mlp", 1, ("d",)),
                                     ("mlp", 2, ("e",)), ("mlp", 3, ("f",))]),
+    # tracr compiles SequenceMap(f, x, x) as Map(f(x, x)) over f's values on all pairs: the units of
+    # values no x reaches (odd sums here) read nothing and never fire; they belong to that Map.
+    "sequence_map_of_one_sop_twice": ([L("sequence_map", "categorical", "add", ("tokens", "tokens"), "a"),
+                                       L("map", "categorical", "mod3", ("a",), "b")],
+                                      [("mlp", 0, ("a",)), ("mlp", 1, ("b",))]),
     # Two numerical maps whose supports tile `tokens` look unit for unit like one categorical map with two
     # values; read alone as the values of numerical Aggregates, they are two SOps (make_pair_balance at
     # vocab "()": `tokens == "("` and `tokens == ")"`).
