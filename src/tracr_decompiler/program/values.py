@@ -181,7 +181,7 @@ def aggregate(selector: np.ndarray, values: Values, encoding: str) -> Values:
     picked_nan = short_axis.any_(selector & np.isnan(data)[:, None, :])
     if (picked_nan & (count > 1) & exists).any():
       raise EvaluationError("Aggregate averages over None")
-    data = np.nan_to_num(data)
+    data = np.where(np.isnan(data), 0.0, data)  # None adds nothing (inf stays inf, as in tracr's sum)
   total = short_axis.total(np.where(selector, data[:, None, :], 0.0))
   with np.errstate(invalid="ignore", divide="ignore"):
     mean = total / count
