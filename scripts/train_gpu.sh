@@ -3,6 +3,7 @@
 # featurise every part on all cores, check the whole path on a 3-step run (fails in seconds, not at the
 # first validation), train on the GPU with a larger batch for the time left, and ship fp16 weights.
 #   PARTS=a,b,c RUN=runs/gpu BUDGET_S=540 SHIP=src/tracr_decompiler/pretrained bash scripts/train_gpu.sh
+# INIT_FROM=src/tracr_decompiler/pretrained warm-starts from the shipped model (its architecture; `train --init-from`).
 # Dropout 0.1 (the CPU default is 0: attention dropout is its largest cost; a GPU does not notice).
 # Steps are sized from the time left at STEPS_PER_S (one H200 measured 30 steps/s at batch 128 and 12 at 512), so the
 # learning rate's cosine ends near the deadline; --max-minutes stops the run there in any case.
@@ -27,6 +28,8 @@ $PY -m tracr_decompiler.cli train --data "$PARTS" --out "$RUN-check" --steps 3 -
 LEFT=$(( DEADLINE - $(date +%s) - RESERVE_S ))
 STEPS=$(( LEFT * STEPS_PER_S ))
 echo "training for at most ${LEFT}s, $STEPS steps"
-$PY -m tracr_decompiler.cli train --data "$PARTS" --out "$RUN" --steps "$STEPS" --batch-size "$BATCH" \
+INIT=()
+[ -n "${INIT_FROM:-}" ] && INIT=(--init-from "$INIT_FROM")
+$PY -m tracr_decompiler.cli train --data "$PARTS" --out "$RUN" --steps "$STEPS" --batch-size "$BATCH" "${INIT[@]}" \
   --lr "$LR" --warmup 300 --dropout "${DROPOUT:-0.1}" --eval-every 1000 --max-minutes "$(( LEFT / 60 )).$(( (LEFT % 60) * 10 / 60 ))"
 $PY scripts/ship_model.py "$RUN" "$SHIP"

@@ -179,7 +179,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
       "steps": positive, "batch_size": positive, "lr": Flag(), "min_lr": Flag(), "warmup": count,
       "weight_decay": Flag(), "grad_clip": Flag(), "eval_every": positive, "eval_examples": count, "seed": Flag(),
       "threads": positive, "bf16": Flag(), "limit": Flag(type=_int_in(1), metavar="N"),
-      "max_minutes": Flag(metavar="MINUTES"), "data_workers": positive,
+      "max_minutes": Flag(metavar="MINUTES"), "data_workers": positive, "init_from": Flag(metavar="FOLDER"),
   }, "training (TrainConfig)")
   # The architecture's size; the rest of ModelConfig follows from the feature encoding. d_ff is 4 x d_model.
   model = Section(ModelConfig, {
@@ -208,6 +208,9 @@ def cmd_train(args) -> None:
   for d in cfg.data_dirs:
     if not reader.manifest(d)["splits"].get("train"):
       raise reader.DatasetError(f"{d} has no training programs; generate a larger dataset")
+  if cfg.init_from is not None:  # a bad model folder fails here, before --out is made
+    from tracr_decompiler.model import release
+    release.read_config(release.model_folder(cfg.init_from))
   files.make_dirs(cfg.out)
   metrics = loop.train(cfg, model_cfg, progress=not args.quiet)
   print("final validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))

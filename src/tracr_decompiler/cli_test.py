@@ -124,3 +124,15 @@ def test_fuzz_program_files(tmp_path_factory, blob):
   path.write_bytes(blob)
   code = cli.main(["compile", str(path), "--out", str(path.with_suffix(".safetensors"))])
   assert code in (0, 2)
+
+
+def test_train_from_a_bad_model_folder_fails_before_making_the_run_folder(tmp_path, capsys):
+  from tracr_decompiler.dataset import writer
+  from tracr_decompiler.generation.config import GenerationConfig
+  data = tmp_path / "data"
+  writer.build_dataset(writer.DatasetConfig(n=4, out=str(data), workers=1, seed=3, shard_size=4, val_percent=0,
+                                            test_percent=0, generation=GenerationConfig(max_sops=2)), progress=False)
+  code = cli.main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--init-from", str(tmp_path / "none")])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and len(err.splitlines()) == 1 and "cannot read" in err
+  assert not (tmp_path / "run").exists()

@@ -85,8 +85,9 @@ def read_text(path: str | os.PathLike, max_bytes: int, what: str = "file") -> st
 
 
 def read_json(path: str | os.PathLike, max_bytes: int = 16 << 20, what: str = "JSON file") -> Any:
+  text = read_text(path, max_bytes, what)  # its own errors (missing, too large) say what is wrong
   try:
-    return json.loads(read_text(path, max_bytes, what))
+    return json.loads(text)
   except (ValueError, RecursionError) as e:
     raise FileError(f"{path} is not valid JSON ({type(e).__name__})") from None
 

@@ -37,6 +37,9 @@ class TrainConfig:
   data_workers: int | None = setting(None, "processes that featurise the data before the first step (once: "
                                      "cached in the run folder); none: every available core")
   max_minutes: float | None = setting(None, "stop (and checkpoint) after this much wall time")
+  init_from: str | None = setting(None, "start from this trained model's weights (a model folder, e.g. the shipped "
+                                  "src/tracr_decompiler/pretrained, or a run): its architecture replaces the model "
+                                  "size flags; ignored when --out resumes a run")
 
   @property
   def data_dirs(self) -> list[str]:

@@ -33,9 +33,9 @@ from tqdm.auto import tqdm
 from tracr_decompiler import machine
 from tracr_decompiler.dataset import reader
 from tracr_decompiler.dataset.reader import DatasetError
-from tracr_decompiler.encoding import programs
+from tracr_decompiler.encoding import programs, weights
 from tracr_decompiler.generation import settings
-from tracr_decompiler.model import beam, decode, pretrained
+from tracr_decompiler.model import beam, decode, pretrained, release
 from tracr_decompiler.model.batch import Batch
 from tracr_decompiler.model.config import ModelConfig
 from tracr_decompiler.model.model import Decompiler
@@ -225,6 +225,14 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
       model_cfg = ModelConfig.from_json(state["model_config"])
     except (ValueError, TypeError) as e:
       raise checkpoint.CheckpointError(f"{resume_from / 'trainer_state.json'}: bad model_config ({e})") from None
+  init = None
+  if cfg.init_from is not None and resume_from is None:  # a warm start: the model's own architecture
+    init = release.model_folder(cfg.init_from)
+    model_cfg, init_trained_on = release.read_config(init)
+    version = (init_trained_on or {}).get("feature_version")
+    if version is not None and version != weights.FEATURE_VERSION:
+      raise checkpoint.CheckpointError(f"{init} was trained on features v{version}; this code makes "
+                                       f"v{weights.FEATURE_VERSION}: its weights would not fit them")
   if master:
     (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     (out / "argv.txt").write_text(" ".join(sys.argv) + "\n")
@@ -245,6 +253,11 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
   model = Decompiler(model_cfg).to(device)
   generations = [reader.generation_config(d) for d in dirs]
   model.trained_on = pretrained.trained_on([(g, settings.coverage(g)) for g in generations])
+  if init is not None:
+    pretrained.load_weights(model, init)
+    # What the model has learned from: its earlier parts too (decompile warns outside all of them).
+    earlier = [p for p in (init_trained_on or {}).get("parts", []) if p not in model.trained_on["parts"]]
+    model.trained_on["parts"] = earlier + model.trained_on["parts"]
   opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
   step = 0
   if resume_from is not None and state is not None:  # both or neither

@@ -199,3 +199,31 @@ def test_several_dataset_parts_train_together_and_the_model_records_each(dataset
   parts = decompiler.trained_on["parts"]
   assert [p["covers"]["vocab_size"] for p in parts] == [[5, 5], [2, 16]]  # the fixed world, then the mixed ranges
   assert [p["covers"]["n_ops"] for p in parts] == [[2, 3], [2, 3]]
+
+
+def test_a_warm_start_begins_from_the_given_models_weights(run, dataset, tmp_path):
+  """--init-from: the model's architecture and weights, and its earlier parts kept in what it was trained on."""
+  from tracr_decompiler.model import pretrained
+  cfg = loop.TrainConfig(data=dataset, out=str(tmp_path / "warm"), steps=1, batch_size=8, lr=0.0, min_lr=0.0,
+                         warmup=1, weight_decay=0.0, eval_every=1, eval_examples=8, bf16=False,
+                         init_from=str(run))
+  loop.train(cfg, ModelConfig(), progress=False)  # the default size is replaced by the init model's (TINY)
+  before = pretrained.load_tensors(run / "last" / "model.safetensors")
+  after = pretrained.load_tensors(tmp_path / "warm" / "last" / "model.safetensors")
+  assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)  # lr 0
+  warm = json.loads((tmp_path / "warm" / "last" / "config.json").read_text())
+  assert warm["model_config"]["d_model"] == TINY.d_model
+  assert len(warm["trained_on"]["parts"]) == 1  # the same part, not listed twice
+
+
+def test_a_warm_start_from_other_features_is_refused(run, dataset, tmp_path):
+  import shutil
+  init = tmp_path / "old"
+  shutil.copytree(run / "last", init)
+  config = json.loads((init / "config.json").read_text())
+  config["trained_on"]["feature_version"] = -1
+  (init / "config.json").write_text(json.dumps(config))
+  cfg = loop.TrainConfig(data=dataset, out=str(tmp_path / "warm"), steps=1, batch_size=8, eval_examples=8,
+                         bf16=False, init_from=str(init))
+  with pytest.raises(checkpoint.CheckpointError, match="features v-1"):
+    loop.train(cfg, TINY, progress=False)
