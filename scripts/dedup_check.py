@@ -1,0 +1,54 @@
+"""Checks that a test set shares no program with the training splits of given parts, and rescores a report without
+the programs those parts also drew (a proxy for "often drawn").
+
+Run:  python scripts/dedup_check.py --test DATASET --parts PART,PART,... [--report reports/X/report.json]
+
+Every dataset part splits its programs by a hash of their source (`dataset/rows.split_of`), so a set drawn with
+`--val-percent 0 --test-percent 10` has in its test split exactly the programs that no part with the default 5 %
+val / 5 % test puts in its train split. This prints how many test programs are in a train split of the given
+parts (0 is the claim) and in any split of them; with a report from `evaluate --split test` on the same set, the
+NAR greedy exact rate on the test programs none of the parts drew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tracr_decompiler.dataset import rows
+
+
+def _sources(folder: str, split: str | None = None) -> set[str]:
+  table = pq.read_table(pathlib.Path(folder) / "data", columns=["source", "split"])
+  if split is not None:
+    table = table.filter(pc.field("split") == split)
+  return set(table.column("source").to_pylist())
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--test", required=True, help="dataset folder whose test split is checked")
+  parser.add_argument("--parts", required=True, help="training-like parts, comma-separated")
+  parser.add_argument("--report", help="report.json of `evaluate --split test` on --test")
+  args = parser.parse_args(argv)
+  test = _sources(args.test, "test")
+  parts = [p for p in args.parts.split(",") if p]
+  train = set().union(*(_sources(p, "train") for p in parts))
+  drawn = set().union(*(_sources(p) for p in parts))
+  result: dict = {"test_programs": len(test), "parts_distinct_programs": len(drawn),
+                  "in_a_train_split": len(test & train), "in_any_split": len(test & drawn)}
+  if args.report:
+    records = json.loads(pathlib.Path(args.report).read_text())["records"]
+    drawn_ids = {rows.program_id(s) for s in test & drawn}
+    rest = [r for r in records if r["id"] not in drawn_ids]
+    result["nar_exact_not_drawn"] = {"exact": sum(bool(r["nar"]["exact"]) for r in rest), "programs": len(rest)}
+  print(json.dumps(result))
+  return result
+
+
+if __name__ == "__main__":
+  main()
