@@ -208,9 +208,8 @@ def cmd_train(args) -> None:
   for d in cfg.data_dirs:
     if not reader.manifest(d)["splits"].get("train"):
       raise reader.DatasetError(f"{d} has no training programs; generate a larger dataset")
-  if cfg.init_from is not None:  # a bad model folder fails here, before --out is made
-    from tracr_decompiler.model import release
-    release.read_config(release.model_folder(cfg.init_from))
+  if cfg.init_from is not None:  # a model folder that cannot be warm-started from fails here, before --out is made
+    loop.warm_start(cfg.init_from)
   files.make_dirs(cfg.out)
   metrics = loop.train(cfg, model_cfg, progress=not args.quiet)
   print("final validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))

@@ -192,6 +192,17 @@ def evaluate_batches(model: Decompiler, examples: list[data.Example], device, mo
   return out
 
 
+def warm_start(path: str) -> tuple[pathlib.Path, ModelConfig, dict | None]:
+  """(model folder, architecture, what it was trained on) of --init-from, refused when its weights cannot fit."""
+  folder = release.model_folder(path)
+  model_cfg, trained_on = release.read_config(folder)
+  version = (trained_on or {}).get("feature_version")
+  if version is not None and version != weights.FEATURE_VERSION:
+    raise checkpoint.CheckpointError(f"{folder} was trained on features v{version}; this code makes "
+                                     f"v{weights.FEATURE_VERSION}: its weights would not fit them")
+  return folder, model_cfg, trained_on
+
+
 def train(cfg: TrainConfig, model_cfg: ModelConfig = ModelConfig(), progress: bool = True) -> dict:
   """Trains (or resumes) a run in cfg.out; returns the final validation metrics."""
   threads = torch.get_num_threads()
@@ -227,12 +238,7 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
       raise checkpoint.CheckpointError(f"{resume_from / 'trainer_state.json'}: bad model_config ({e})") from None
   init = None
   if cfg.init_from is not None and resume_from is None:  # a warm start: the model's own architecture
-    init = release.model_folder(cfg.init_from)
-    model_cfg, init_trained_on = release.read_config(init)
-    version = (init_trained_on or {}).get("feature_version")
-    if version is not None and version != weights.FEATURE_VERSION:
-      raise checkpoint.CheckpointError(f"{init} was trained on features v{version}; this code makes "
-                                       f"v{weights.FEATURE_VERSION}: its weights would not fit them")
+    init, model_cfg, init_trained_on = warm_start(cfg.init_from)
   if master:
     (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     (out / "argv.txt").write_text(" ".join(sys.argv) + "\n")
