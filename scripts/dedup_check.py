@@ -16,17 +16,11 @@ import argparse
 import json
 import pathlib
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from tracr_decompiler.dataset import rows
+from tracr_decompiler.dataset import reader
 
 
-def _sources(folder: str, split: str | None = None) -> set[str]:
-  table = pq.read_table(pathlib.Path(folder) / "data", columns=["source", "split"])
-  if split is not None:
-    table = table.filter(pc.field("split") == split)
-  return set(table.column("source").to_pylist())
+def _ids(folder: str, split: str) -> set[str]:
+  return {row["id"] for row in reader.read_split(folder, split, columns=["id"])}
 
 
 def main(argv=None) -> dict:
@@ -35,16 +29,15 @@ def main(argv=None) -> dict:
   parser.add_argument("--parts", required=True, help="training-like parts, comma-separated")
   parser.add_argument("--report", help="report.json of `evaluate --split test` on --test")
   args = parser.parse_args(argv)
-  test = _sources(args.test, "test")
+  test = _ids(args.test, "test")
   parts = [p for p in args.parts.split(",") if p]
-  train = set().union(*(_sources(p, "train") for p in parts))
-  drawn = set().union(*(_sources(p) for p in parts))
+  train = set().union(*(_ids(p, "train") for p in parts))
+  drawn = set().union(*(reader.program_ids(p)[0] for p in parts))
   result: dict = {"test_programs": len(test), "parts_distinct_programs": len(drawn),
                   "in_a_train_split": len(test & train), "in_any_split": len(test & drawn)}
   if args.report:
     records = json.loads(pathlib.Path(args.report).read_text())["records"]
-    drawn_ids = {rows.program_id(s) for s in test & drawn}
-    rest = [r for r in records if r["id"] not in drawn_ids]
+    rest = [r for r in records if r["id"] not in drawn]
     result["nar_exact_not_drawn"] = {"exact": sum(bool(r["nar"]["exact"]) for r in rest), "programs": len(rest)}
   print(json.dumps(result))
   return result
