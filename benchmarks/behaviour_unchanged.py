@@ -18,9 +18,10 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
+
+import trees  # benchmarks/trees.py (this folder is on sys.path when run as a script)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -75,14 +76,8 @@ def main(argv=None) -> dict:
     path = models / f"p{i:04d}.safetensors"
     if not path.exists():
       model_io.save_model(sampler.sample_program(GenerationConfig(), rng, heldout.blocklist()).model, str(path))
-  with tempfile.TemporaryDirectory() as tmp:
-    worktree = pathlib.Path(tmp) / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.base],
-                   check=True, capture_output=True)
-    try:
-      before = _run(worktree / "src", models)
-    finally:
-      subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], capture_output=True)
+  with trees.worktree(args.base) as base_src:
+    before = _run(base_src, models)
   after = _run(ROOT / "src", models)
   (out / "before.json").write_text(json.dumps(before, indent=1))
   (out / "after.json").write_text(json.dumps(after, indent=1))

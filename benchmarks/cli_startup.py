@@ -29,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Iterator
+from typing import Any
+
+import trees  # benchmarks/trees.py (this folder is on sys.path when run as a script)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -74,39 +76,26 @@ def _cli(src: pathlib.Path, args: list[str], python_args: list[str] | None = Non
   return wall, cpu, re.sub(r"\d+\.\d+ s\)", "S s)", done.stdout)  # decompile prints its own seconds
 
 
-@contextlib.contextmanager
-def worktree(rev: str) -> Iterator[pathlib.Path]:
-  """The `src` folder of a temporary git worktree of `rev`."""
-  with tempfile.TemporaryDirectory() as tmp:
-    path = pathlib.Path(tmp) / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True,
-                   capture_output=True)
-    try:
-      yield path / "src"
-    finally:
-      subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], capture_output=True)
-
-
-def measure(trees: dict[str, pathlib.Path], model: str, runs: int) -> dict:
+def measure(srcs: dict[str, pathlib.Path], model: str, runs: int) -> dict:
   result: dict = {}
   for name, args in commands(model).items():
-    walls: dict[str, list[float]] = {t: [] for t in trees}
-    cpus: dict[str, list[float]] = {t: [] for t in trees}
+    walls: dict[str, list[float]] = {t: [] for t in srcs}
+    cpus: dict[str, list[float]] = {t: [] for t in srcs}
     outputs: dict[str, str] = {}
     for _ in range(runs):
-      for tree, src in trees.items():  # alternating, so load on the machine falls on both
+      for tree, src in srcs.items():  # alternating, so load on the machine falls on both
         wall, cpu, out = _cli(src, args)
         walls[tree].append(wall)
         cpus[tree].append(cpu)
         outputs[tree] = out
     row: dict[str, Any] = {tree: {"wall_s": round(statistics.median(walls[tree]), 3), "cpu_s": round(statistics.median(cpus[tree]), 3)}
-           for tree in trees}
-    if "base" in trees:
+           for tree in srcs}
+    if "base" in srcs:
       row["ratio_wall"] = round(row["current"]["wall_s"] / row["base"]["wall_s"], 3)
       row["ratio_cpu"] = round(row["current"]["cpu_s"] / row["base"]["cpu_s"], 3)
       row["same_output"] = outputs["base"] == outputs["current"]
     result[name] = row
-  floor = [_cli(trees["current"], [], TORCH_ONLY) for _ in range(runs)]
+  floor = [_cli(srcs["current"], [], TORCH_ONLY) for _ in range(runs)]
   result["import torch"] = {"wall_s": round(statistics.median(w for w, _, _ in floor), 3),
                                     "cpu_s": round(statistics.median(c for _, c, _ in floor), 3)}
   return result
@@ -122,11 +111,11 @@ def main(argv=None) -> dict:
     program.write_text(PROGRAM)
     current = ROOT / "src"
     _cli(current, ["compile", str(program), "--out", model])
-    trees = {"current": current}
+    srcs = {"current": current}
     if args.base:
-      trees = {"base": stack.enter_context(worktree(args.base)), **trees}
+      srcs = {"base": stack.enter_context(trees.worktree(args.base)), **srcs}
     summary = {"runs": args.runs, "base": args.base, "python": sys.executable, "load_avg": os.getloadavg(),
-               "commands": measure(trees, model, args.runs)}
+               "commands": measure(srcs, model, args.runs)}
   print(json.dumps(summary, indent=1))
   return summary
 

@@ -27,6 +27,8 @@ import time
 
 import pyarrow.parquet as pq
 
+import trees  # benchmarks/trees.py (this folder is on sys.path when run as a script)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -83,13 +85,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--compile-programs", type=int, default=40, help="programs for the compile ratio (0: skip)")
   args = parser.parse_args(argv)
   with tempfile.TemporaryDirectory() as tmp:
-    worktree = pathlib.Path(tmp) / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.base],
-                   check=True, capture_output=True)
-    try:
-      base_s = _generate(worktree / "src", pathlib.Path(tmp) / "base_data", args)
-    finally:
-      subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], capture_output=True)
+    with trees.worktree(args.base) as base_src:
+      base_s = _generate(base_src, pathlib.Path(tmp) / "base_data", args)
     now_s = _generate(ROOT / "src", pathlib.Path(tmp) / "now_data", args)
     base, now = _tables(pathlib.Path(tmp) / "base_data"), _tables(pathlib.Path(tmp) / "now_data")
     manifest = json.loads((pathlib.Path(tmp) / "now_data" / "manifest.json").read_text())

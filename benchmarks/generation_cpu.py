@@ -21,7 +21,8 @@ import json
 import pathlib
 import subprocess
 import sys
-import tempfile
+
+import trees  # benchmarks/trees.py (this folder is on sys.path when run as a script)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -72,26 +73,20 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
   sizes = {"reg": args.n_reg, "mixed": args.n_mixed, "large": args.n_large}
   result: dict = {"base": args.base, "kinds": {}}
-  with tempfile.TemporaryDirectory() as tmp:
-    worktree = pathlib.Path(tmp) / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.base],
-                   check=True, capture_output=True)
-    try:
-      for kind, n in sizes.items():
-        runs: dict[str, list[dict]] = {"base": [], "now": []}
-        for _ in range(args.reps):
-          runs["base"].append(_run(worktree / "src", kind, n, args.seed))
-          runs["now"].append(_run(ROOT / "src", kind, n, args.seed))
-        best = {tree: min(r, key=lambda x: x["cpu_ms"]) for tree, r in runs.items()}
-        result["kinds"][kind] = {
-            "programs": n,
-            "base_cpu_ms": round(best["base"]["cpu_ms"], 1), "now_cpu_ms": round(best["now"]["cpu_ms"], 1),
-            "ratio": round(best["now"]["cpu_ms"] / best["base"]["cpu_ms"], 2),
-            "candidates_per_program": round(best["now"]["candidates"], 2),
-            "same_programs": best["base"]["digest"] == best["now"]["digest"],
-        }
-    finally:
-      subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], capture_output=True)
+  with trees.worktree(args.base) as base_src:
+    for kind, n in sizes.items():
+      runs: dict[str, list[dict]] = {"base": [], "now": []}
+      for _ in range(args.reps):
+        runs["base"].append(_run(base_src, kind, n, args.seed))
+        runs["now"].append(_run(ROOT / "src", kind, n, args.seed))
+      best = {tree: min(r, key=lambda x: x["cpu_ms"]) for tree, r in runs.items()}
+      result["kinds"][kind] = {
+          "programs": n,
+          "base_cpu_ms": round(best["base"]["cpu_ms"], 1), "now_cpu_ms": round(best["now"]["cpu_ms"], 1),
+          "ratio": round(best["now"]["cpu_ms"] / best["base"]["cpu_ms"], 2),
+          "candidates_per_program": round(best["now"]["candidates"], 2),
+          "same_programs": best["base"]["digest"] == best["now"]["digest"],
+      }
   print(json.dumps(result, indent=2))
   return result
 
