@@ -294,6 +294,25 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
   window, window_steps = time.time(), 0  # training throughput since the last validation, which it excludes
   bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and master))
   log_path = out / "metrics.csv"
+
+  def validate(losses: dict) -> dict:
+    """Validates, logs a metrics row, checkpoints and redraws the curve (rank 0 only)."""
+    programs_per_s = window_steps * cfg.batch_size / (time.time() - window) if window_steps else 0.0
+    metrics = evaluate_batches(model, val_ex, device, cfg.mode, bf16, ar_limit=len(val_ex) // 5)
+    row = {"step": step, "lr": lr_at(cfg, step), "loss": losses["loss"].item() if losses else "",
+           **{k: v.item() for k, v in losses.items() if k != "loss"}, **metrics,
+           "programs_seen": step * cfg.batch_size,
+           "minutes": (time.time() - start) / 60 + (state or {}).get("minutes", 0.0),
+           "programs_per_s": programs_per_s, "threads": torch.get_num_threads(), "bf16": int(bf16)}
+    _append_csv(log_path, row)
+    checkpoint.save(model, opt, model_cfg, out, step, row)
+    _plot(log_path, out / "training.png")
+    bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    return metrics
+
+  if init is not None and step == 0 and master:  # a warm start's curve begins where its model stands
+    metrics = validate({})
+    window = time.time()
   while step < cfg.steps:
     for g in opt.param_groups:
       g["lr"] = lr_at(cfg, step)
@@ -315,17 +334,7 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
       torch.distributed.broadcast(flag, 0)
       timed_out = bool(flag.item())
     if master and (step % cfg.eval_every == 0 or step == cfg.steps or timed_out):
-      programs_per_s = window_steps * cfg.batch_size / (time.time() - window)
-      metrics = evaluate_batches(model, val_ex, device, cfg.mode, bf16, ar_limit=len(val_ex) // 5)
-      row = {"step": step, "lr": lr_at(cfg, step), "loss": loss,
-             **{k: v.item() for k, v in losses.items() if k != "loss"}, **metrics,
-             "programs_seen": step * cfg.batch_size,
-             "minutes": (time.time() - start) / 60 + (state or {}).get("minutes", 0.0),
-             "programs_per_s": programs_per_s, "threads": torch.get_num_threads(), "bf16": int(bf16)}
-      _append_csv(log_path, row)
-      checkpoint.save(model, opt, model_cfg, out, step, row)
-      _plot(log_path, out / "training.png")
-      bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+      metrics = validate(losses)
       window, window_steps = time.time(), 0
     if timed_out:
       break
@@ -356,8 +365,9 @@ def _plot(csv_path: pathlib.Path, png: pathlib.Path) -> None:
   fig = Figure(figsize=(14, 4))
   a, b, c = fig.subplots(1, 3)
   for key in ("nar_loss", "ar_loss"):
-    if rows and rows[0].get(key):
-      a.plot(steps, [float(r[key]) for r in rows], label=key)
+    logged = [(s, float(r[key])) for s, r in zip(steps, rows) if r.get(key)]  # a warm start's step 0 has none
+    if logged:
+      a.plot(*zip(*logged), label=key)
   a.set_yscale("log"); a.set_xlabel("step"); a.set_title("training loss")
   seen = [float(r.get("programs_seen") or 0) for r in rows]
   hours = [float(r.get("minutes") or 0) / 60 for r in rows]

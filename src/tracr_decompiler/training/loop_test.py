@@ -204,7 +204,11 @@ def test_several_dataset_parts_train_together_and_the_model_records_each(dataset
 def test_a_warm_start_begins_from_the_given_models_weights(run, dataset, tmp_path):
   """--init-from: the model's architecture and weights, and its earlier parts kept in what it was trained on."""
   from tracr_decompiler.model import pretrained
-  cfg = loop.TrainConfig(data=dataset, out=str(tmp_path / "warm"), steps=1, batch_size=8, lr=0.0, min_lr=0.0,
+  with_val = tmp_path / "data"  # the fixture's dataset has no validation split; the curve's first row needs one
+  writer.build_dataset(writer.DatasetConfig(n=16, out=str(with_val), workers=1, seed=4, shard_size=8,
+                                            val_percent=50, test_percent=0,
+                                            generation=GenerationConfig(max_sops=3)), progress=False)
+  cfg = loop.TrainConfig(data=f"{dataset},{with_val}", out=str(tmp_path / "warm"), steps=1, batch_size=8, lr=0.0, min_lr=0.0,
                          warmup=1, weight_decay=0.0, eval_every=1, eval_examples=8, bf16=False,
                          init_from=str(run))
   loop.train(cfg, ModelConfig(), progress=False)  # the default size is replaced by the init model's (TINY)
@@ -213,7 +217,12 @@ def test_a_warm_start_begins_from_the_given_models_weights(run, dataset, tmp_pat
   assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)  # lr 0
   warm = json.loads((tmp_path / "warm" / "last" / "config.json").read_text())
   assert warm["model_config"]["d_model"] == TINY.d_model
-  assert len(warm["trained_on"]["parts"]) == 1  # the same part, not listed twice
+  assert len(warm["trained_on"]["parts"]) == 2  # the init's part, not listed twice, and the new one
+  import csv  # the curve begins with the given model on this run's validation set, before any step
+  rows = list(csv.DictReader((tmp_path / "warm" / "metrics.csv").open()))
+  assert [int(r["step"]) for r in rows] == [0, 1] and rows[0]["loss"] == "" and rows[1]["loss"] != ""
+  assert all(rows[0][k] == rows[1][k] != "" for k in ("field_acc", "nar_exact", "ar_exact"))  # lr 0: same weights
+  assert (tmp_path / "warm" / "training.png").exists()
 
 
 def test_a_warm_start_from_other_features_is_refused(run, dataset, tmp_path):
