@@ -245,10 +245,15 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
 
   cache = out / "cache"
   dirs = cfg.data_dirs
-  # Several parts: concatenated; validation takes an equal share of each part.
+  # Several parts: concatenated; validation takes an equal share of each part. Under torchrun rank 0
+  # featurises (on every core) while the other ranks wait, then they read its cache: not each rank all of it.
+  if ddp and not master:
+    torch.distributed.barrier()
   prepared = data.prepare_many([(d, split, cfg.limit if split == "train" else None)
                                 for d in dirs for split in ("train", "val")],
                                cache, cfg.data_workers, progress=progress and master, model_cfg=model_cfg)
+  if ddp and master:
+    torch.distributed.barrier()
   train_ex = [e for part in prepared[0::2] for e in part]
   val_parts = prepared[1::2]
   val_ex = [e for part in val_parts for e in part[:max(1, cfg.eval_examples // len(dirs))]][:cfg.eval_examples]
