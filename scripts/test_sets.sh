@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fresh test sets for the shipped model: seeds the training data never used (11-13), and
+# Fresh test sets for the shipped model: seeds the training data never used, and
 # `evaluate --exclude` drops any program that is also in a training part. One worker each:
 # they run beside training.
 set -euo pipefail
@@ -21,3 +21,14 @@ $BIN/tracr-decompiler generate --n 60 --out "$T/mixed_large" --workers "$W" --se
 # the registry world at 1-24 SOps
 $BIN/tracr-decompiler generate --n 96 --out "$T/sizes" --workers "$W" --seed 96 --shard-size 8 \
   --min-sops 1 --max-sops 24
+# Sets deduplicated by construction (no --exclude needed): every part puts a program in its split by a hash of
+# its source (dataset/rows.split_of), so with --val-percent 0 --test-percent 10 the test split holds exactly the
+# programs no training part (5 % val / 5 % test) can have in its train split. Evaluate them with --split test.
+$BIN/tracr-decompiler generate --n 2400 --out "$T/reg_clean" --workers "$W" --seed 4714 --shard-size 100 \
+  --val-percent 0 --test-percent 10
+$BIN/tracr-decompiler generate --n 2400 --out "$T/mixed_clean" --workers "$W" --seed 4711 --shard-size 100 \
+  --val-percent 0 --test-percent 10 --mixed-settings --max-sops 8
+$BIN/tracr-decompiler generate --n 2400 --out "$T/mixed_clean2" --workers "$W" --seed 4712 --shard-size 100 \
+  --val-percent 0 --test-percent 10 --mixed-settings --max-sops 8
+$BIN/tracr-decompiler generate --n 500 --out "$T/large_clean" --workers "$W" --seed 4713 --shard-size 25 \
+  --val-percent 0 --test-percent 10 --mixed-settings --table-fraction 0.3 --min-sops 9 --max-sops 16
