@@ -34,10 +34,14 @@ def _config_json(model_cfg: ModelConfig) -> dict:
 
 
 def trained_on(parts: list[tuple[dict | None, dict | None]]) -> dict:
-  """The record of what a decompiler was trained on: the feature version and, per dataset part,
-  the generator's settings and the ranges they cover ((generation, coverage) pairs)."""
-  return {"feature_version": weights.FEATURE_VERSION,
-          "parts": [{"generation": g, "covers": c} for g, c in parts]}
+  """The record of what a decompiler was trained on: the feature version and, per kind of dataset part,
+  the generator's settings and the ranges they cover ((generation, coverage) pairs). Parts drawn alike
+  with other seeds (the rounds of scripts/generate_training_data.sh) are one entry."""
+  entries: list[dict] = []
+  for g, c in parts:
+    if {"generation": g, "covers": c} not in entries:
+      entries.append({"generation": g, "covers": c})
+  return {"feature_version": weights.FEATURE_VERSION, "parts": entries}
 
 
 def save_pretrained(model: Decompiler, folder: pathlib.Path) -> None:
