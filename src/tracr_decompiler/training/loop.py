@@ -262,13 +262,13 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
 
   torch.manual_seed(cfg.seed)
   model = Decompiler(model_cfg).to(device)
-  generations = [reader.generation_config(d) for d in dirs]
-  model.trained_on = pretrained.trained_on([(g, settings.coverage(g)) for g in generations])
+  # What the model has learned from: a warm start's earlier parts too (decompile warns outside all of them).
+  earlier = ([(p.get("generation"), p.get("covers")) for p in (init_trained_on or {}).get("parts", [])]
+             if init is not None else [])
+  parts = [(g, settings.coverage(g)) for g in map(reader.generation_config, dirs)]
+  model.trained_on = pretrained.trained_on(earlier + parts)  # parts drawn alike are one entry
   if init is not None:
     pretrained.load_weights(model, init)
-    # What the model has learned from: its earlier parts too (decompile warns outside all of them).
-    earlier = [p for p in (init_trained_on or {}).get("parts", []) if p not in model.trained_on["parts"]]
-    model.trained_on["parts"] = earlier + model.trained_on["parts"]
   opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
   step = 0
   if resume_from is not None and state is not None:  # both or neither
