@@ -21,7 +21,7 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
   result: dict = {"parts": len(args.parts)}
   for split in ("train", "val", "test"):
-    ids = [row["id"] for part in args.parts for row in reader.read_split(part, split, columns=["id"])]
+    ids = [i for part in args.parts for i in reader.split_ids(part, split)]
     result[split] = {"rows": len(ids), "distinct_programs": len(set(ids))}
   print(json.dumps(result))
   return result

@@ -19,19 +19,15 @@ import pathlib
 from tracr_decompiler.dataset import reader
 
 
-def _ids(folder: str, split: str) -> set[str]:
-  return {row["id"] for row in reader.read_split(folder, split, columns=["id"])}
-
-
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--test", required=True, help="dataset folder whose test split is checked")
   parser.add_argument("--parts", required=True, help="training-like parts, comma-separated")
   parser.add_argument("--report", help="report.json of `evaluate --split test` on --test")
   args = parser.parse_args(argv)
-  test = _ids(args.test, "test")
+  test = set(reader.split_ids(args.test, "test"))
   parts = [p for p in args.parts.split(",") if p]
-  train = set().union(*(_ids(p, "train") for p in parts))
+  train = set().union(*(reader.split_ids(p, "train") for p in parts))
   drawn = set().union(*(reader.program_ids(p)[0] for p in parts))
   result: dict = {"test_programs": len(test), "parts_distinct_programs": len(drawn),
                   "in_a_train_split": len(test & train), "in_any_split": len(test & drawn)}

@@ -49,6 +49,11 @@ def program_ids(path: str | pathlib.Path) -> tuple[set[str], int]:
   return set(table.column("id").to_pylist()), len(files)
 
 
+def split_ids(path: str | pathlib.Path, split: str) -> list[str]:
+  """Program ids of one split of a finished dataset, in shard order (reads the id column alone)."""
+  return [row["id"] for row in read_split(path, split, columns=["id"])]
+
+
 def read_split(path: str | pathlib.Path, split: str | None = None, columns=None,
                limit: int | None = None) -> list[dict]:
   """Rows of one split (or all), in shard order."""

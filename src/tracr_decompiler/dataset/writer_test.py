@@ -40,6 +40,8 @@ def test_manifest_and_rows(reference):
   assert len(df) == manifest["num_programs"]
   assert set(df.split) <= {"train", "val", "test"}
   assert df.id.is_unique
+  for split in ("train", "val", "test"):  # the id column alone, split by split
+    assert reader.split_ids(out, split) == list(df[df.split == split].id)
   row = reader.read_split(out)[0]
   model, program = rows.model_from_row(row), rows.program_from_row(row)
   from tracr_decompiler.compiling import compiler
