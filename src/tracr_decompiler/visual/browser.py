@@ -1,32 +1,52 @@
 """Opens a report in headless Chromium and reports what a reader would see (used by tests and the README shot).
 
-Drives the system's Chromium (Debian package `chromium`) over the DevTools
-protocol: loads the page from disk, collects console errors, uncaught
-exceptions and failed loads, measures every drawn graph node, and takes a
-full-page screenshot. Needs `websocket-client` (the `test` extra).
+Drives the system's Chromium (Debian packages `chromium` and `chromium-driver`) through Selenium's WebDriver,
+pointed at the installed browser and driver so nothing is downloaded: loads the page from disk, collects
+console errors, uncaught exceptions and failed loads (the browser log's SEVERE entries), measures every drawn
+graph node, and takes a full-page screenshot. Needs `selenium` (the `test` extra).
+
+A maintained WebDriver client replaces the hand-written DevTools-protocol client this module once was: Chromium
+150 began refusing DevTools websocket connections from origins it was not told to allow, which that client sent;
+chromedriver and Selenium follow such changes release by release.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import os
 import pathlib
 import shutil
-import subprocess
 import tempfile
-import time
-import urllib.request
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Debian puts chromedriver on PATH and also beside the browser; other distributions use one of the two.
+DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver", "/usr/lib/chromium-browser/chromedriver")
 # Every drawn program node: its name and the size of what the browser laid out.
-NODES_JS = """JSON.stringify(Array.from(document.querySelectorAll('g.node[data-line]')).map(g => {
+NODES_JS = """return JSON.stringify(Array.from(document.querySelectorAll('g.node[data-line]')).map(g => {
   const b = g.getBoundingClientRect(); return [g.dataset.line, b.width, b.height]; }))"""
+PAGE_HEIGHT_JS = "return Math.ceil(document.documentElement.scrollHeight)"
 
 
 def find_chromium() -> str | None:
   return next((p for p in map(shutil.which, CANDIDATES) if p), None)
+
+
+def find_chromedriver() -> str | None:
+  return next((p for p in map(shutil.which, DRIVERS) if p), None)
+
+
+def missing() -> str | None:
+  """Why a page cannot be rendered here (one line), or None when it can."""
+  if find_chromium() is None:
+    return "Chromium is not installed (Debian: apt-get install chromium chromium-driver)"
+  if find_chromedriver() is None:
+    return "chromedriver is not installed (Debian: apt-get install chromium-driver)"
+  try:
+    import selenium  # noqa: F401
+  except ImportError:
+    return "selenium is not installed (pip install 'tracr-decompiler[test]')"
+  return None
 
 
 @dataclasses.dataclass
@@ -36,45 +56,6 @@ class Rendered:
   screenshot: bytes  # PNG
 
 
-class _Session:
-  def __init__(self, url: str, timeout: float):
-    import websocket
-    self.ws = websocket.create_connection(url, timeout=timeout)
-    self.next_id = 0
-    self.events: list[dict] = []
-
-  def call(self, method: str, **params) -> dict:
-    self.next_id += 1
-    self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-    while True:
-      msg = json.loads(self.ws.recv())
-      if msg.get("id") == self.next_id:
-        if "error" in msg:
-          raise RuntimeError(f"{method}: {msg['error']}")
-        return msg.get("result", {})
-      self.events.append(msg)
-
-  def wait_for(self, method: str, timeout: float) -> None:
-    end = time.time() + timeout
-    while not any(e.get("method") == method for e in self.events):
-      if time.time() > end:
-        raise TimeoutError(f"no {method} within {timeout} s")
-      self.events.append(json.loads(self.ws.recv()))
-
-
-def _errors(events: list[dict]) -> list[str]:
-  out = []
-  for e in events:
-    m, p = e.get("method"), e.get("params", {})
-    if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-      out.append("console: " + " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
-    elif m == "Runtime.exceptionThrown":
-      out.append("exception: " + p.get("exceptionDetails", {}).get("text", ""))
-    elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-      out.append("log: " + p["entry"].get("text", ""))
-  return out
-
-
 def render(path: str | os.PathLike, width: int = 1280, timeout: float = 60.0, chromium: str | None = None,
            height: int | None = None) -> Rendered:
   """Loads the page at `path` in headless Chromium; see `Rendered`.
@@ -82,47 +63,39 @@ def render(path: str | os.PathLike, width: int = 1280, timeout: float = 60.0, ch
   height: crop the screenshot to the top `height` pixels (default: the whole page).
 
   Raises:
-    FileNotFoundError: no Chromium is installed.
+    FileNotFoundError: no Chromium, chromedriver or selenium is installed (the message says which).
   """
-  binary = chromium or find_chromium()
-  if binary is None:
-    raise FileNotFoundError("no chromium found (Debian: apt-get install chromium)")
+  reason = None if chromium and find_chromedriver() else missing()
+  if reason:
+    raise FileNotFoundError(reason)
+  import base64
+
+  from selenium import webdriver
+  from selenium.webdriver.chrome.service import Service
   url = pathlib.Path(path).resolve().as_uri()
-  # Chromium's helper processes can still be writing the profile after the main one exits; a leftover
-  # file in a temporary folder must not turn a rendered page into an error.
+  # Chromium's helper processes can still be writing the profile after the driver quits; a leftover file in
+  # a temporary folder must not turn a rendered page into an error.
   with tempfile.TemporaryDirectory(prefix="report-chromium-", ignore_cleanup_errors=True) as profile:
-    proc = subprocess.Popen(
-        [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-         f"--window-size={width},900", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium or find_chromium() or ""
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                f"--user-data-dir={profile}", f"--window-size={width},900"):
+      options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=find_chromedriver()), options=options)
     try:
-      port_file = pathlib.Path(profile) / "DevToolsActivePort"
-      end = time.time() + timeout
-      while not (port_file.exists() and port_file.read_text().strip()):
-        if time.time() > end or proc.poll() is not None:
-          raise RuntimeError("chromium did not start its DevTools endpoint")
-        time.sleep(0.1)
-      port = int(port_file.read_text().split()[0])
-      with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as r:
-        target = next(t for t in json.load(r) if t.get("type") == "page")
-      s = _Session(target["webSocketDebuggerUrl"], timeout)
-      for domain in ("Page", "Runtime", "Log"):
-        s.call(f"{domain}.enable")
-      s.call("Page.navigate", url=url)
-      s.wait_for("Page.loadEventFired", timeout)
-      nodes = json.loads(s.call("Runtime.evaluate", expression=NODES_JS, returnByValue=True)["result"]["value"])
-      clip = {"clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}} if height else {}
-      shot = s.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, **clip)
-      s.ws.close()
-      return Rendered(_errors(s.events), {n: (w, h) for n, w, h in nodes}, base64.b64decode(shot["data"]))
+      driver.set_page_load_timeout(timeout)
+      driver.set_script_timeout(timeout)
+      driver.get(url)  # returns after the load event
+      nodes = json.loads(driver.execute_script(NODES_JS))
+      page_height = height or int(driver.execute_script(PAGE_HEIGHT_JS))
+      clip = {"x": 0, "y": 0, "width": width, "height": page_height, "scale": 1}
+      shot = driver.execute_cdp_cmd("Page.captureScreenshot",
+                                    {"format": "png", "captureBeyondViewport": True, "clip": clip})
+      errors = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
     finally:
-      proc.terminate()
-      try:
-        proc.wait(10)
-      except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+      driver.quit()
+  return Rendered(errors, {n: (w, h) for n, w, h in nodes}, base64.b64decode(shot["data"]))
 
 
 def main(argv=None) -> int:
@@ -134,6 +107,13 @@ def main(argv=None) -> int:
   parser.add_argument("--width", type=int, default=1280)
   parser.add_argument("--height", type=int, default=None)
   args = parser.parse_args(argv)
+  reason = missing()
+  if reason:
+    print(f"error: {reason}")
+    return 2
+  if not pathlib.Path(args.page).is_file():
+    print(f"error: no such page: {args.page}")
+    return 2
   shown = render(args.page, width=args.width, height=args.height)
   pathlib.Path(args.screenshot).write_bytes(shown.screenshot)
   print(f"{len(shown.nodes)} nodes drawn, {len(shown.errors)} console errors -> {args.screenshot}")

@@ -1,5 +1,5 @@
 """The HTML reports: every program line drawn at its weight node, the first difference shown, and a real browser
-opens the pages without errors (skipped, with a message, where Chromium is not installed)."""
+opens the pages without errors (skipped, with a message, where Chromium or its driver is not installed)."""
 
 import dataclasses
 import io
@@ -76,9 +76,9 @@ def test_the_page_is_self_contained_and_shows_the_difference(pages):
 
 
 def test_the_browser_draws_every_node_without_errors(pages):
-  if browser.find_chromium() is None:
-    pytest.skip("Chromium is not installed (Debian: apt-get install chromium); the browser test needs it")
-  pytest.importorskip("websocket", reason="websocket-client (the test extra) drives Chromium")
+  reason = browser.missing()
+  if reason:
+    pytest.skip(f"{reason}; the browser test needs it")
   from PIL import Image
   for name, (program, path) in pages.items():
     shown = browser.render(path)
@@ -88,3 +88,15 @@ def test_the_browser_draws_every_node_without_errors(pages):
       assert all(w > 50 and h > 20 for w, h in shown.nodes.values()), name
     image = np.asarray(Image.open(io.BytesIO(shown.screenshot)).convert("L"), dtype=float)
     assert image.shape[0] > 300 and image.std() > 5 and (image < 128).mean() > 0.001, name  # not blank
+
+
+def test_the_browser_reports_console_errors_exceptions_and_failed_loads(tmp_path):
+  """The driver's error list can fail the test above: a page with each kind of error yields each one."""
+  reason = browser.missing()
+  if reason:
+    pytest.skip(f"{reason}; the browser test needs it")
+  page = tmp_path / "broken.html"
+  page.write_text("<html><body><p>x</p><img src='missing.png'>"
+                  "<script>console.error('logged'); throw new Error('thrown');</script></body></html>")
+  errors = " | ".join(browser.render(page).errors)
+  assert "logged" in errors and "thrown" in errors and "missing.png" in errors, errors
