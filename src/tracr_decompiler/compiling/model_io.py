@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tracr_decompiler import files, limits
-from tracr_decompiler.compiling import layout
+from tracr_decompiler.compiling import frame, layout
 from tracr_decompiler.errors import FileError
 
 if TYPE_CHECKING:  # compiler.py imports tracr (seconds); a bad file is refused before that import
@@ -220,7 +220,10 @@ def load_model(path: str) -> CompiledModel:
       params[module]["b"] = np.zeros(shape, np.float32)
   from tracr_decompiler.compiling.compiler import CompiledModel
   settings = _compile_settings(path, meta["settings"])
-  return CompiledModel(params=params, settings=settings, num_heads=meta["num_heads"], num_layers=meta["num_layers"],
-                       key_size=meta["key_size"], residual_labels=list(meta["residual_labels"]),
-                       input_encoding=encoding, output_values=list(meta["output_values"]),
-                       output_dims=list(meta["output_dims"]), categorical_output=meta["categorical_output"])
+  # output_dims lists the output block in value order; the readers expect it (and tracr's other blocks) in dim
+  # order: a file that orders them otherwise is moved into tracr's frame, computing the same function.
+  return frame.to_tracr_frame(CompiledModel(
+      params=params, settings=settings, num_heads=meta["num_heads"], num_layers=meta["num_layers"],
+      key_size=meta["key_size"], residual_labels=list(meta["residual_labels"]), input_encoding=encoding,
+      output_values=list(meta["output_values"]), output_dims=list(meta["output_dims"]),
+      categorical_output=meta["categorical_output"]))

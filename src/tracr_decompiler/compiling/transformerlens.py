@@ -17,14 +17,19 @@ parameters, reshaped:
 What the weights do not say comes from tracr's encoders (objects with
 `encoding_map`, `bos_token`, `pad_token`; duck-typed), a settings JSON or flags:
 the vocabulary and BOS/PAD (which token is which embedding row), causal
-masking, and the output's values. The unembedding is never trusted: the
-conversion in TransformerLens' demo sets `W_U = eye(d_model, d_vocab_out)`,
-which reads the first residual dimensions, not the output's unless they happen
-to sort first. The output block is found from the weights instead: the block
-one node writes and no layer reads (tracr compiles only what the output uses),
-whose width is the number of output values (one dimension for a numerical
-output). `CompiledModel.output_name` says which block was used and whether W_U
-agreed.
+masking, and the output's values. The output block is found from the weights:
+the block one node writes and no layer reads (tracr compiles only what the
+output uses), whose width is the number of output values (one dimension for a
+numerical output). The unembedding W_U is evidence only where it is a real
+reader: one column per dim of such a block, all of weight 1 (up to a common
+scale for a categorical output), zero bias. Then column j is output value j,
+whatever the dims' order, and the model is moved into tracr's frame
+(compiling/frame.py). TransformerLens' demo sets `W_U = eye(d_model,
+d_vocab_out)`, which reads the first residual dimensions, not the output's
+unless they happen to sort first: such a W_U is ignored and tracr's order (by
+value, so by dim) stands in. A reader that weighs the output dims unevenly is
+refused: no tracr program computes it. `CompiledModel.output_name` says which
+block was used and which convention gave its order.
 
 Nothing here imports TransformerLens or unpickles anything; files are
 safetensors, checked (names, shapes, sizes) before any tensor is read.
@@ -42,7 +47,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from tracr_decompiler import files, limits
-from tracr_decompiler.compiling import model_io, tracr_model
+from tracr_decompiler.compiling import frame, model_io, tracr_model
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.compiling.model_io import ModelFileError
 from tracr_decompiler.errors import UsageError
@@ -73,10 +78,16 @@ _BRIDGE = {
     **{f"layers.{{l}}.mlp.{s}.{p}": (f"mlp/{m}", p[0], "linear" if p == "weight" else "same")
        for s, m in (("fc_in", "linear_1"), ("fc_out", "linear_2")) for p in ("weight", "bias")},
 }
-# Present in real state dicts, never read: the unembedding (checked against the output block, never used)
+# Present in real state dicts and not parameters of tracr's: the unembedding (read apart, by `_unembed_reader`)
 # and TransformerLens' attention buffers (the causal mask buffer exists even for bidirectional models).
 _UNEMBED = {"legacy": "unembed.W_U", "bridge": "head.weight"}
-_IGNORED = re.compile(r"^(unembed\.(W_U|b_U)|head\.(weight|bias)|(blocks|layers)\.\d+\.attn\.(mask|IGNORE))$")
+_UNEMBED_BIAS = {"legacy": "unembed.b_U", "bridge": "head.bias"}
+# A layer index is spelled one way only (ASCII decimal, no leading zeros): `blocks.00.` or `blocks.٠.` would
+# otherwise alias `blocks.0.`, and a file holding both would be read as one model and run as the other.
+_LAYER = r"(0|[1-9][0-9]{0,2})"
+_IGNORED = re.compile(rf"^(unembed\.(W_U|b_U)|head\.(weight|bias)|(blocks|layers)\.{_LAYER}\.attn\.(mask|IGNORE))$",
+                      re.ASCII)
+ZERO = 1e-3  # relative to a matrix's largest entry: below it an entry counts as zero (fp16, small noise)
 _NORM = re.compile(r"(^|\.)(ln\w*|norm\w*|ln_final)\.")
 
 
@@ -177,7 +188,7 @@ def _template(layout: str, name: str) -> tuple[str, int | None] | None:
   table = _LEGACY if layout == "legacy" else _BRIDGE
   if name in table:
     return name, None
-  m = re.match(r"^(blocks|layers)\.(\d{1,3})\.(.+)$", name)
+  m = re.fullmatch(rf"(blocks|layers)\.{_LAYER}\.(.+)", name, re.ASCII | re.DOTALL)
   if m and f"{m.group(1)}.{{l}}.{m.group(3)}" in table:
     return f"{m.group(1)}.{{l}}.{m.group(3)}", int(m.group(2))
   return None
@@ -191,7 +202,9 @@ def _plan(layout: str, shapes: Mapping[str, tuple], n_heads: int | None, where: 
   bad = lambda why: ModelFileError(f"{where}: {why}")
   layers: set[int] = set()
   for name in shapes:
-    if _IGNORED.match(name):
+    if not isinstance(name, str):
+      raise bad(f"parameter names must be strings, got {type(name).__name__}")
+    if _IGNORED.fullmatch(name):
       continue
     if _NORM.search(name):
       raise bad(f"{name} is a layer-norm parameter; Tracr models have no layer norm")
@@ -287,13 +300,6 @@ def _convert(layout: str, tensors: Mapping[str, np.ndarray], plan: dict) -> dict
   return params
 
 
-def _tracr_order(values) -> list:
-  """Tokens in the order tracr gives their embedding rows (bases.VectorSpaceWithBasis sorts them)."""
-  from tracr.craft import bases
-  space = bases.VectorSpaceWithBasis.from_values("tokens", values)
-  return [b.value for b in space.basis]
-
-
 def _input_encoding(r: Reading, rows: int, where: str) -> tuple[dict, Any, Any, tuple]:
   if r.input_encoding is not None:
     encoding = dict(r.input_encoding)
@@ -310,7 +316,7 @@ def _input_encoding(r: Reading, rows: int, where: str) -> tuple[dict, Any, Any, 
     vocab = tuple(r.vocab)
     if bos in vocab or pad in vocab or bos == pad:
       raise UsageError(f"{where}: BOS and PAD must differ from each other and from the vocabulary")
-    encoding = {t: i for i, t in enumerate(_tracr_order(set(vocab) | {bos, pad}))}
+    encoding = {t: i for i, t in enumerate(frame.tracr_token_order(set(vocab) | {bos, pad}))}
   if bos not in encoding:
     raise UsageError(f"{where}: the input encoding has no row for the BOS token {bos!r}")
   if len(encoding) != rows or sorted(encoding.values()) != list(range(rows)):
@@ -319,7 +325,7 @@ def _input_encoding(r: Reading, rows: int, where: str) -> tuple[dict, Any, Any, 
   return encoding, bos, pad, vocab
 
 
-def _output_block(params, encoding, settings, plan, r: Reading, unembed, where: str):
+def _output_block(params, encoding, settings, plan, r: Reading, unembed, where: str, unembed_bias=None):
   """(dims, categorical, values, description) of the output block, found from the weights."""
   from tracr_decompiler.encoding import weights
   try:
@@ -348,8 +354,11 @@ def _output_block(params, encoding, settings, plan, r: Reading, unembed, where: 
     raise ModelFileError(f"{where}: no block that no layer reads fits the output "
                          f"({'numerical' if kind == 'numerical' else f'{len(values)} values' if values else 'any'}; "
                          f"unread blocks have widths {widths})")
-  node = fits[-1]  # nodes are in layer order: when several fit, the deepest (tracr's output is last)
-  dims = sorted(node.writes)
+  reader = _unembed_reader(unembed, unembed_bias, fits, where)
+  node = reader[0] if reader else fits[-1]  # nodes are in layer order: else the deepest (tracr's output is last)
+  # W_U that reads one block, one column per value, says which dim is which value; otherwise tracr's order
+  # (sorted by value, so by dim) stands in.
+  dims = reader[1] if reader else sorted(node.writes)
   categorical = kind == "categorical" or (kind is None and len(dims) > 1)
   if categorical and values is None:  # no output encoder: tracr's apply returns indices
     values = list(range(len(dims)))
@@ -360,14 +369,45 @@ def _output_block(params, encoding, settings, plan, r: Reading, unembed, where: 
   else:
     where_in = {"mlp": "MLP", "selector_width": "selector width"}.get(node.kind, f"head {node.head}")
     text += (f" written by layer {node.layer} {where_in} ({what}),"
-             f" the {'only ' if len(fits) == 1 else 'deepest '}block no layer reads")
+             f" the {'only ' if len(fits) == 1 else 'deepest ' if not reader else ''}block no layer reads")
   if len(fits) > 1:
     text += f" ({len(fits)} fit)"
-  if unembed is not None:
+  if reader:
+    text += "; W_U reads it, one column per value, and gives the values' order" if dims != sorted(dims) \
+        else "; W_U reads the same dims"
+  elif unembed is not None:
     used = [int(i) for i in np.flatnonzero(np.abs(unembed).sum(1))] if unembed.ndim == 2 else []
-    text += "; W_U reads the same dims" if used == dims else \
-        f"; W_U ignored (it reads dims {used[:3]}{'...' if len(used) > 3 else ''}, not the output)"
+    text += (f"; W_U ignored (it reads dims {used[:3]}{'...' if len(used) > 3 else ''}, not one output block):"
+             " values in tracr's order (by dim)")
   return dims, categorical, (values if categorical else []), text
+
+
+def _unembed_reader(unembed, bias, fits, where: str) -> tuple[Any, list[int]] | None:
+  """(node, its dims in W_U's column order) when W_U reads one fitting block, one column per dim; else None.
+
+  Such a W_U is what the model's own library runs: its logits are that block, column j being output value j.
+  It must then weigh every column alike (tracr's argmax, or the number itself for a numerical output);
+  a reader that scales the columns unevenly computes something no tracr program does, and is refused.
+  """
+  if unembed is None or unembed.ndim != 2 or not unembed.size or not np.abs(unembed).max() > 0:
+    return None
+  big = np.abs(unembed) > ZERO * np.abs(unembed).max()
+  if not (big.sum(0) == 1).all():
+    return None
+  dims = [int(np.flatnonzero(big[:, j])[0]) for j in range(unembed.shape[1])]
+  node = next((n for n in fits if sorted(n.writes) == sorted(dims) and len(dims) == len(set(dims))), None)
+  if node is None:
+    return None
+  weights = unembed[dims, np.arange(len(dims))]
+  scale = 1.0 if len(dims) == 1 else float(weights.mean())  # a numerical output is the number itself
+  if not (weights > 0).all() or np.abs(weights - scale).max() > ZERO * abs(scale):
+    raise ModelFileError(f"{where}: W_U reads the output block with weights {np.round(weights[:4], 4).tolist()}"
+                         f"{'...' if len(dims) > 4 else ''}; a tracr model's unembedding reads each output dim "
+                         f"with weight 1")
+  if bias is not None and np.size(bias) and np.abs(bias).max() > ZERO * abs(scale):
+    raise ModelFileError(f"{where}: the unembedding's bias is not zero (largest {np.abs(bias).max():.3g}): it "
+                         "shifts the output, which no tracr model does")
+  return node, dims
 
 
 def from_state_dict(state_dict: Mapping[str, Any], reading: Reading = Reading(),
@@ -383,13 +423,14 @@ def from_state_dict(state_dict: Mapping[str, Any], reading: Reading = Reading(),
                          "tok_embed.weight/pos.weight)")
   shapes = {k: tuple(getattr(v, "shape", np.shape(v))) for k, v in state_dict.items()}
   plan = _plan(layout, shapes, reading.n_heads, where)
-  tensors = {k: _numpy(v) for k, v in state_dict.items() if not _IGNORED.match(k)}
+  tensors = {k: _numpy(v) for k, v in state_dict.items() if not _IGNORED.fullmatch(k)}
   unembed = state_dict.get(_UNEMBED[layout])
   unembed = None if unembed is None else (_numpy(unembed).T if layout == "bridge" else _numpy(unembed))
-  return _assemble(layout, tensors, plan, reading, unembed, where)
+  bias = state_dict.get(_UNEMBED_BIAS[layout])
+  return _assemble(layout, tensors, plan, reading, unembed, where, None if bias is None else _numpy(bias))
 
 
-def _assemble(layout, tensors, plan, r: Reading, unembed, where: str):
+def _assemble(layout, tensors, plan, r: Reading, unembed, where: str, unembed_bias=None):
   from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
   for name, value in tensors.items():
     if not np.isfinite(value).all():
@@ -405,10 +446,11 @@ def _assemble(layout, tensors, plan, r: Reading, unembed, where: str):
                                mlp_exactness=r.mlp_exactness or 100, causal=bool(r.causal))
   except ValueError as e:
     raise UsageError(f"{where}: {e}") from None
-  dims, categorical, values, text = _output_block(params, encoding, settings, plan, r, unembed, where)
-  return CompiledModel(params=params, settings=settings, num_heads=plan["heads"], num_layers=plan["layers"],
-                       key_size=plan["key_size"], residual_labels=[], input_encoding=encoding,
-                       output_values=values, output_dims=dims, categorical_output=categorical, output_name=text)
+  dims, categorical, values, text = _output_block(params, encoding, settings, plan, r, unembed, where, unembed_bias)
+  return frame.to_tracr_frame(CompiledModel(
+      params=params, settings=settings, num_heads=plan["heads"], num_layers=plan["layers"],
+      key_size=plan["key_size"], residual_labels=[], input_encoding=encoding, output_values=values,
+      output_dims=dims, categorical_output=categorical, output_name=text))
 
 
 def from_transformerlens(model, *, input_encoder=None, output_encoder=None, **settings):
@@ -538,18 +580,21 @@ def load(path: str | os.PathLike, settings_path: str | os.PathLike | None = None
                            "tok_embed.weight/pos.weight)")
     floats = ("F16", "F32", "F64")
     for name, entry in header.items():
-      if entry["dtype"] not in floats and not _IGNORED.match(name):  # the mask buffer is BOOL; never read
+      if entry["dtype"] not in floats and not _IGNORED.fullmatch(name):  # the mask buffer is BOOL; never read
         raise ModelFileError(f"{where}: tensor {name[:80]} is {entry['dtype']}, not F16/F32/F64")
     plan = _plan(layout, {k: tuple(e["shape"]) for k, e in header.items()}, reading.n_heads, where)
-    tensors, unembed = {}, None
+    tensors, unembed, unembed_bias = {}, None, None
     for name, entry in header.items():
       if name == _UNEMBED[layout]:
         if entry["dtype"] in floats and math.prod(entry["shape"]) <= plan["d_model"] * (limits.MAX_RESIDUAL + 2):
           unembed = files.read_tensor(f, entry, data_start, path).astype(np.float32)
           unembed = unembed.T if layout == "bridge" else unembed
-      elif not _IGNORED.match(name):
+      elif name == _UNEMBED_BIAS[layout]:
+        if entry["dtype"] in floats and math.prod(entry["shape"]) <= limits.MAX_RESIDUAL + 2:
+          unembed_bias = files.read_tensor(f, entry, data_start, path).astype(np.float32)
+      elif not _IGNORED.fullmatch(name):
         tensors[name] = files.read_tensor(f, entry, data_start, path).astype(np.float32, copy=False)
-  return _assemble(layout, tensors, plan, reading, unembed, where)
+  return _assemble(layout, tensors, plan, reading, unembed, where, unembed_bias)
 
 
 def to_state_dict(model) -> tuple[dict[str, np.ndarray], dict]:

@@ -216,3 +216,105 @@ def test_cli_exports_and_reads_transformerlens_files(tmp_path, capsys):
   assert "vocabulary is not in the weights" in capsys.readouterr().err
   assert cli.main(["decompile", str(out), "--settings", str(tmp_path / "elsewhere.json"), "--no-verify"]) == 0
   assert cli.main(["decompile", str(tmp_path / "ours.safetensors"), "--vocab", "1,2"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# weights that compute a tracr program in another order: answers from W_U and the embeddings, never assumed
+
+
+def _moved(sd: dict, perm: np.ndarray) -> dict:
+  """The legacy state dict with residual dim perm[i] moved to position i (writers, readers and W_U follow)."""
+  out = {}
+  for k, v in sd.items():
+    v = np.asarray(v)
+    if k in ("embed.W_E", "pos_embed.W_pos") or k.endswith(("attn.W_O", "attn.b_O", "mlp.W_out", "mlp.b_out")):
+      v = v[..., perm]
+    elif k.endswith(("attn.W_Q", "attn.W_K", "attn.W_V")):
+      v = v[:, perm]
+    elif k.endswith("mlp.W_in") or k == "unembed.W_U":
+      v = v[perm]
+    out[k] = v
+  return out
+
+
+def _tracr(expr, **settings):
+  from tracr.compiler import compiling
+  return compiling.compile_rasp_to_model(expr, vocab={0, 1, 2, 3, 4}, max_seq_len=5, compiler_bos="BOS", **settings)
+
+
+def _decompiled_right(model, result) -> bool:
+  """The decompiled program outputs what the tracr model's own forward pass does, on every input."""
+  from tracr_decompiler.compiling import inputs as inputs_lib, outputs
+  ours = tracr_model.from_tracr(model)
+  inputs = inputs_lib.input_set(ours.settings.vocab, ours.settings.max_seq_len, 0)
+  return outputs.compare(outputs.tracr_outputs(model, inputs, ours.output_dims), result.program, inputs).equal
+
+
+def test_output_dims_swapped_with_w_u_following_decompile_to_the_model_s_program():
+  """The issue's reproducer: `x > 2` with its False/True dims swapped everywhere once answered `x < 3`, proved."""
+  from tracr.rasp import rasp
+  from tracr_decompiler import decompile
+  model = _tracr(rasp.Map(lambda x: x > 2, rasp.tokens))
+  sd, _ = tl.to_state_dict(model)
+  dims = [int(np.flatnonzero(sd["unembed.W_U"][:, j])[0]) for j in range(2)]
+  perm = np.arange(sd["embed.W_E"].shape[1])
+  perm[dims] = dims[::-1]
+  swapped = _moved(sd, perm)
+  converted = tl.from_transformerlens(swapped, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+  assert "W_U reads it, one column per value" in converted.output_name
+  assert same_encoder_input(tracr_model.from_tracr(model), converted)  # moved back into tracr's frame
+  result = decompile(swapped, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+  assert _decompiled_right(model, result) and result.status == "proved", (result.source, result.verification)
+  assert "x > 2" in result.source
+
+
+@pytest.mark.parametrize("name", ["make_hist", "make_sort_unique", "make_frac_prevs", "detect_pattern"])
+def test_a_permuted_residual_stream_never_verifies_a_wrong_program(lib_models, name):
+  """Every residual dim moved (tokens, indices and the output too): the labelled blocks go back into tracr's
+  frame, so programs without intermediate categorical blocks come back right; the order inside an
+  intermediate block is not in the weights (detect_pattern), and there nothing wrong may be verified."""
+  from tracr_decompiler import decompile
+  model = lib_models[name]
+  sd, _ = tl.to_state_dict(model)
+  moved = _moved(sd, np.random.default_rng(len(name)).permutation(sd["embed.W_E"].shape[1]))
+  result = decompile(moved, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+  right = _decompiled_right(model, result)
+  assert right or not result.verified, (name, result.source, result.verification)
+  if name != "detect_pattern":
+    assert right and result.verified, (name, result.status)
+
+
+def test_a_w_u_that_weighs_the_output_dims_unevenly_is_refused(lib_models):
+  model = lib_models["make_hist"]
+  sd, _ = tl.to_state_dict(model)
+  sd["unembed.W_U"] = sd["unembed.W_U"] * np.linspace(1, 2, sd["unembed.W_U"].shape[1])
+  with pytest.raises(ModelFileError, match="weight 1"):
+    tl.from_transformerlens(sd, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+  sd, _ = tl.to_state_dict(model)
+  sd["unembed.b_U"] = np.arange(sd["unembed.b_U"].shape[0], dtype=np.float32)
+  with pytest.raises(ModelFileError, match="bias is not zero"):
+    tl.from_transformerlens(sd, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+
+
+@pytest.mark.parametrize("alias", ["blocks.00.", "blocks.\u0660.", "blocks.+0.", "blocks. 0."])
+def test_an_aliased_layer_name_is_refused_by_name_and_never_overwrites_the_real_tensor(tmp_path, alias):
+  """Program A's tensors plus program B's under an alias of layer 0: once read as B and proved, while A ran."""
+  from tracr.rasp import rasp
+  a = _tracr(rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ),
+                                           rasp.numerical(rasp.Map(lambda x: 1, rasp.tokens)), default=0)))
+  b = _tracr(rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.LT),
+                                           rasp.numerical(rasp.Map(lambda x: 1, rasp.tokens)), default=0)))
+  sd_a, _ = tl.to_state_dict(a)
+  sd_b, _ = tl.to_state_dict(b)
+  crafted = {**sd_a, **{k.replace("blocks.0.", alias): v for k, v in sd_b.items() if k.startswith("blocks.0.")}}
+  with pytest.raises(ModelFileError, match="unexpected parameter"):
+    tl.from_transformerlens(crafted, input_encoder=a.input_encoder, output_encoder=a.output_encoder)
+  save_file(crafted, str(tmp_path / "m.safetensors"))
+  json.dump(tl.settings_document(a), open(tmp_path / "m.json", "w"))
+  with pytest.raises(ModelFileError, match="unexpected parameter"):
+    tl.load(tmp_path / "m.safetensors")
+
+
+def test_a_name_with_a_trailing_newline_is_not_the_name():
+  assert tl._template("legacy", "blocks.0.attn.W_Q\n") is None  # pylint: disable=protected-access
+  assert tl._template("legacy", "blocks.0.attn.W_Q") == ("blocks.{l}.attn.W_Q", 0)  # pylint: disable=protected-access
