@@ -176,10 +176,12 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
   positive, count = Flag(type=_int_in(1)), Flag(type=_int_in(0))
   train = Section(TrainConfig, {
       "data": Flag(required=True, metavar="FOLDER"), "out": Flag(required=True, metavar="FOLDER"), "mode": Flag(),
-      "steps": positive, "batch_size": positive, "lr": Flag(), "min_lr": Flag(), "warmup": count,
-      "weight_decay": Flag(), "grad_clip": Flag(), "eval_every": positive, "eval_examples": count, "seed": Flag(),
+      # Learning rates and the clip: finite and in range, so NaN or inf never train silently into NaN weights.
+      "steps": positive, "batch_size": positive, "lr": Flag(type=_float_in(1e-12, 10)),
+      "min_lr": Flag(type=_float_in(0, 10)), "warmup": count,
+      "weight_decay": Flag(type=_float_in(0, 10)), "grad_clip": Flag(type=_float_in(1e-12, 1e6)), "eval_every": positive, "eval_examples": count, "seed": Flag(),
       "threads": positive, "bf16": Flag(), "limit": Flag(type=_int_in(1), metavar="N"),
-      "max_minutes": Flag(metavar="MINUTES"), "data_workers": positive, "init_from": Flag(metavar="FOLDER"),
+      "max_minutes": Flag(type=_float_in(0, 1e7), metavar="MINUTES"), "data_workers": positive, "init_from": Flag(metavar="FOLDER"),
   }, "training (TrainConfig)")
   # The architecture's size; the rest of ModelConfig follows from the feature encoding. d_ff is 4 x d_model.
   model = Section(ModelConfig, {
@@ -222,7 +224,12 @@ def cmd_train(args) -> None:
 def cmd_compile(args) -> None:
   from tracr_decompiler.compiling import compiler, model_io
   from tracr_decompiler.program import source
-  files.output_path(args.out)  # a folder or device as --out is refused before any work
+  settings_out = None
+  if args.format == "transformerlens":
+    from tracr_decompiler.compiling import transformerlens
+    settings_out = args.settings_out or transformerlens.settings_path_for(args.out)
+  # A folder, a device, an input or the other output as --out is refused before any work.
+  files.check_outputs({"--out": args.out, "--settings-out": settings_out}, [args.program], make_folders=("--out",))
   text = files.read_text(args.program, limits.MAX_SOURCE_BYTES, "RASP program")
   program = source.parse_source(text)
   settings = _config(compiler.CompileSettings, **cli_config.resolve(args, args.sections)[0])
@@ -280,8 +287,10 @@ def _one_thread(torch_too: bool) -> None:
 def cmd_decompile(args) -> None:
   from tracr_decompiler.compiling import model_io
   _check_beam(args.beam, args.mode)
-  if args.report:
-    files.output_path(args.report)  # a folder or device as --report is refused before any work
+  from tracr_decompiler.compiling import transformerlens
+  # A folder, a device, an input or a missing folder as --report is refused before any work.
+  files.check_outputs({"--report": args.report},
+                      [args.model, args.settings, transformerlens.settings_path_for(args.model), args.checkpoint])
   model = _load_model(args)  # a bad file is refused before torch is imported
   from tracr_decompiler.decompiling.decompile import decompile
   _one_thread(torch_too=args.mode == "ar")
@@ -303,8 +312,8 @@ def cmd_decompile(args) -> None:
 def cmd_evaluate(args) -> None:
   from tracr_decompiler.dataset import reader
   _check_beam(args.beam, "nar")
-  if args.report:
-    files.output_path(args.report)  # refused before hours of evaluation, not after
+  # Refused before hours of evaluation, not after.
+  files.check_outputs({"--report": args.report}, [args.data, args.checkpoint])
   _one_thread(torch_too=True)  # evaluation decodes autoregressively too
   if args.lib:
     from tracr_decompiler.evaluation import lib_report

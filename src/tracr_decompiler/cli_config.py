@@ -124,8 +124,20 @@ def _check_object(value: Any) -> dict:
   return value
 
 
+def _finite(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+  if not math.isfinite(value):
+    raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+  return value
+
+
 def _parser(kind: Any) -> Callable[[str], Any]:
-  if kind in (int, float, str):
+  if kind is float:
+    return _finite  # float() takes "nan" and "inf"
+  if kind in (int, str):
     return kind
   if kind is tuple:
     return _tokens
@@ -192,7 +204,7 @@ def _read_config(path: str | None, specs: Mapping[str, _Spec]) -> dict[str, Any]
   for key, value in data.items():
     try:
       out[key] = _from_json(specs[key], value)
-    except (argparse.ArgumentTypeError, ValueError) as e:
+    except (argparse.ArgumentTypeError, ValueError, OverflowError) as e:  # OverflowError: a 400-digit float
       raise errors.UsageError(f"{path}: {key}: {str(e).strip()[:200] or type(e).__name__}") from None
   return out
 
@@ -221,6 +233,8 @@ def _from_json(s: _Spec, value: Any) -> Any:
   elif kind is float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
       raise ValueError(f"expected a number, got {value!r}")
+    if not math.isfinite(value):  # json reads NaN, Infinity and 1e400 (inf)
+      raise ValueError(f"expected a finite number, got {value!r}")
     text = repr(float(value))
   else:
     if not isinstance(value, str):

@@ -194,6 +194,29 @@ def output_path(path: str | os.PathLike) -> str:
   return target
 
 
+def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: list[str | os.PathLike | None],
+                  make_folders: tuple[str, ...] = ()) -> None:
+  """Refuses, before any work, outputs that would destroy an input or each other, or land in no folder.
+
+  outputs: flag -> path (None: not given); inputs: the command's input files (None or missing: skipped);
+  make_folders: flags whose missing folder the command creates itself.
+  Raises:
+    FileError: naming the flag and the path.
+  """
+  given = {flag: (path, output_path(path)) for flag, path in outputs.items() if path is not None}
+  sources = [os.path.realpath(p) for p in inputs if p is not None and os.path.exists(p)]
+  seen: dict[str, str] = {}
+  for flag, (path, target) in given.items():
+    if target in sources or (os.path.exists(target) and any(os.path.samefile(target, s) for s in sources)):
+      raise FileError(f"{flag} {path} is one of this command's inputs; writing it would destroy it")
+    if target in seen:
+      raise FileError(f"{flag} {path} is also given as {seen[target]}; each output needs its own file")
+    seen[target] = flag
+    folder = os.path.dirname(target)
+    if flag not in make_folders and not os.path.isdir(folder):
+      raise FileError(f"{flag} {path}: the folder {os.path.dirname(str(path)) or '.'} does not exist")
+
+
 def _umask() -> int:
   """The process umask, read without changing it where Linux allows."""
   try:
@@ -218,7 +241,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> str:
   target = output_path(path)
   folder, name = os.path.split(target)
   try:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    # A legal final name (<= 255 bytes) must give a legal temporary one: at most 200 bytes of it are kept.
+    stem = name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
   except OSError as e:
     raise FileError(f"cannot write {path}: {e.strerror}") from None
   os.close(fd)

@@ -145,6 +145,39 @@ def test_a_symlink_as_out_is_written_through(tmp_path, capsys):
   assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def _tl_export(tmp_path, capsys) -> pathlib.Path:
+  (tmp_path / "p.py").write_text(SOURCE)
+  code, err = _cli(capsys, "compile", tmp_path / "p.py", "--format", "transformerlens", "--out", tmp_path / "m.safetensors")
+  assert code == 0, err
+  return tmp_path / "m.safetensors"
+
+
+@pytest.mark.parametrize("case", ["report_is_model", "report_is_settings", "report_is_linked_model",
+                                  "out_is_source", "settings_out_is_out", "report_in_missing_folder"])
+def test_an_output_never_destroys_an_input_and_is_refused_before_any_work(tmp_path, capsys, case):
+  model = _tl_export(tmp_path, capsys)
+  (tmp_path / "link.html").symlink_to(model)
+  before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+  args = {"report_is_model": ("decompile", model, "--report", model),
+          "report_is_settings": ("decompile", model, "--report", tmp_path / "m.json"),
+          "report_is_linked_model": ("decompile", model, "--report", tmp_path / "link.html"),
+          "out_is_source": ("compile", tmp_path / "p.py", "--out", tmp_path / "p.py"),
+          "settings_out_is_out": ("compile", tmp_path / "p.py", "--format", "transformerlens",
+                                  "--out", tmp_path / "n.safetensors", "--settings-out", tmp_path / "n.safetensors"),
+          "report_in_missing_folder": ("decompile", model, "--report", tmp_path / "nodir" / "r.html")}[case]
+  code, err = _cli(capsys, *args)
+  _assert_one_line(code, err, {"settings_out_is_out": "also given as", "report_in_missing_folder": "does not exist"}
+                   .get(case, "one of this command's inputs"))
+  assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+  assert not (tmp_path / "n.safetensors").exists()
+
+
+def test_a_legal_long_name_gives_a_legal_temporary_name(tmp_path):
+  name = "r" * 245 + ".html"  # 250 bytes: legal; the temporary name once passed 255 bytes
+  assert files.atomic_write_text(tmp_path / name, "x") == str(tmp_path / name)
+  assert (tmp_path / name).read_text() == "x" and len(list(tmp_path.iterdir())) == 1
+
+
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
 def test_outputs_respect_the_umask(tmp_path, mask):
   old = os.umask(mask)
@@ -168,16 +201,33 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
 @pytest.mark.parametrize("args", [["generate", "--n", "0"], ["generate", "--n", "5", "--workers", "0"],
                                   ["generate", "--n", "5", "--min-sops", "5", "--max-sops", "2"],
                                   ["generate", "--n", "5", "--max-seq-len", "0"],
-                                  ["train", "--data", "MISSING"], ["train", "--data", "EMPTY"]])
+                                  ["train", "--data", "MISSING"], ["train", "--data", "EMPTY"],
+                                  *[["train", "--data", "EMPTY", flag, value] for flag, value in (
+                                      ("--lr", "nan"), ("--lr", "-1"), ("--lr", "inf"), ("--grad-clip", "nan"),
+                                      ("--min-lr", "-inf"), ("--weight-decay", "nan"), ("--max-minutes", "nan"))],
+                                  *[["train", "--data", "EMPTY", "--config", doc] for doc in (
+                                      '{"lr": NaN}', '{"lr": 1e400}', '{"lr": -1}', '{"grad_clip": Infinity}',
+                                      '{"lr": 1' + "0" * 400 + '}')]])
 def test_rejected_arguments_create_no_output_folder(tmp_path, capsys, args):
   empty = tmp_path / "empty"
   empty.mkdir()
   from tracr_decompiler.dataset import schema
   (empty / "manifest.json").write_text(json.dumps({"schema_version": schema.SCHEMA_VERSION, "shards": [],
                                                    "splits": {"train": 0, "val": 0, "test": 0}}))
+  key = None
+  if "--config" in args:  # a config file's values pass the flags' checks
+    key = args[-1].split('"')[1]
+    (tmp_path / "c.json").write_text(args[-1])
+    args = args[:-1] + [str(tmp_path / "c.json")]
   args = [{"MISSING": str(tmp_path / "nothing"), "EMPTY": str(empty)}.get(a, a) for a in args]
   code, err = _cli(capsys, *args, "--out", tmp_path / "out")
   assert code == 2 and "Traceback" not in err and "internal error" not in err, err
+  assert len(err.splitlines()) == 1, err
+  flag = next((a for a in args if a.startswith("--") and a not in ("--data", "--n", "--config")), None)
+  if args[0] == "train" and flag:  # refused for the value itself, not for the empty data behind it
+    assert flag in err, err
+  elif key:
+    assert f"{key}:" in err, err
   assert not (tmp_path / "out").exists()
 
 
