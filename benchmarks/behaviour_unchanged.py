@@ -27,7 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 CHILD = r'''
 import json, sys, pathlib
-from tracr_decompiler.compiling import compiler, model_io
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.loading import model_io
 from tracr_decompiler.decompiling.decompile import decompile, DecompileError
 from tracr_decompiler.evaluation import lib_report
 import torch
@@ -65,7 +66,7 @@ def main(argv=None) -> dict:
   parser.add_argument("--seed", type=int, default=2027)
   parser.add_argument("--out", default="reports/behaviour")
   args = parser.parse_args(argv)
-  from tracr_decompiler.compiling import model_io
+  from tracr_decompiler.loading import model_io
   from tracr_decompiler.generation import heldout, sampler
   from tracr_decompiler.generation.config import GenerationConfig
   out = pathlib.Path(args.out)

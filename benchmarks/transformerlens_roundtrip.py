@@ -22,8 +22,9 @@ import tempfile
 import numpy as np
 from safetensors.numpy import save_file
 
-from tracr_decompiler.compiling import compiler, tracr_model, transformerlens as tl
-from tracr_decompiler.compiling.transformerlens_test import demo_state_dict, same_encoder_input
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.loading import tl_files, tracr_model, transformerlens as tl
+from tracr_decompiler.tl_testing import demo_state_dict, same_encoder_input
 from tracr_decompiler.decompiling.decompile import DecompileError, decompile
 from tracr_decompiler.evaluation import lib_report
 from tracr_decompiler.generation import sampler
@@ -52,7 +53,7 @@ def one(name: str, model, folder: str) -> dict:
   save_file({k: v.numpy() for k, v in sd.items()}, path)
   with open(f"{folder}/{name}.json", "w") as f:
     json.dump(_settings_json(model), f)
-  from_file = tl.load(path)
+  from_file = tl_files.load(path)
   reference = tracr_model.from_tracr(model)
   rec["encoder_input_identical"] = same_encoder_input(reference, in_memory) and same_encoder_input(reference, from_file)
   results = []

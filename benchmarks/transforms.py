@@ -3,7 +3,7 @@
 Run:  python benchmarks/transforms.py [--generated 40] [--seed 23] [--transforms none,residual_perm,...]
 
 Each of tracr's lib programs and N freshly generated programs (vocab {0..4}, max_seq_len 5) is compiled by
-plain tracr (`compile_rasp_to_model`), exported with `transformerlens.to_state_dict` (legacy TransformerLens
+plain tracr (`compile_rasp_to_model`), exported with `tl_files.to_state_dict` (legacy TransformerLens
 names, a real `W_U`), and then transformed on the state dict, independently of the reader:
 
   none            the export as it is (the control)
@@ -37,7 +37,8 @@ import time
 
 import numpy as np
 
-from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, transformerlens as tl
+from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs
+from tracr_decompiler.loading import tl_files
 from tracr_decompiler.decompiling.decompile import decompile
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.evaluation import lib_report
@@ -222,7 +223,7 @@ def _same(a: outputs.Outputs, b: outputs.Outputs) -> bool:
 
 
 def one(name: str, model, transform: str, rng, inputs, reference) -> dict:
-  sd, cfg = tl.to_state_dict(model)
+  sd, cfg = tl_files.to_state_dict(model)
   sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
   changed = TRANSFORMS[transform](sd, rng)
   expected = model_outputs(changed, cfg, model, inputs)
@@ -269,7 +270,7 @@ def main(argv=None) -> list[dict]:
   inputs = inputs_lib.input_set(SETTINGS.vocab, SETTINGS.max_seq_len, 0)
   records = []
   for name, model in models.items():
-    sd, tl_cfg = tl.to_state_dict(model)
+    sd, tl_cfg = tl_files.to_state_dict(model)
     reference = model_outputs({k: np.asarray(v, np.float64) for k, v in sd.items()}, tl_cfg, model, inputs)
     for t in args.transforms.split(","):
       records.append(one(name, model, t, np.random.default_rng([args.seed, len(records)]), inputs, reference))

@@ -13,7 +13,26 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent
 NAME = "tracr_decompiler"
 # What inference (`decompile()` and the CLI's decompile) may reach; training is above it.
-INFERENCE = ("decompiling", "model", "compiling", "encoding", "program")
+INFERENCE = ("decompiling", "model", "loading", "compiling", "encoding", "program")
+# The one package order, lowest first: a module imports only from its own stage or the ones before it, function-
+# local imports counted. The folders read as the pipeline: the language, the compiler, the weights read as a
+# graph, the models users hand us, random programs, datasets, the decompiler's network, decompiling, training,
+# evaluation, pictures; then the entry points. Top-level modules name their own stage.
+ORDER = (
+    ("errors", "limits", "short_axis", "files", "machine", "cli_config"),  # leaves
+    ("program", "test_cases"),
+    ("compiling",),
+    ("encoding",),
+    ("loading", "tl_testing"),
+    ("generation",),
+    ("dataset",),
+    ("model",),
+    ("decompiling",),
+    ("training",),
+    ("evaluation",),
+    ("visual",),
+    ("cli", "demo", "processes_testing", NAME),  # entry points (and the package itself, whose imports are lazy)
+)
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -89,6 +108,21 @@ def test_no_import_cycles_even_counting_function_local_imports(graph):
       assert m not in _reach(graph, dep), f"cycle: {m} -> {dep} -> ... -> {m}"
 
 
+def _stage(module: str) -> int:
+  parts = module.split(".")
+  name = parts[1] if len(parts) > 1 else parts[0]
+  for level, names in enumerate(ORDER):
+    if name in names:
+      return level
+  raise AssertionError(f"{module} is in no stage of ORDER: add its folder or module there")
+
+
+def test_one_package_order_with_no_import_climbing_it(graph):
+  climbs = sorted(f"{m} -> {dep}" for m, (top, local) in graph.items() for dep in top | local
+                  if _stage(dep) > _stage(m))
+  assert not climbs, "imports that climb the package order:\n" + "\n".join(climbs)
+
+
 def test_the_checker_sees_imports():
   """The graph is not empty by accident: known arrows are found."""
   modules = _modules()
@@ -96,3 +130,10 @@ def test_the_checker_sees_imports():
   assert f"{NAME}.model.numpy_nar" in g[f"{NAME}.decompiling.decompile"][0]
   assert f"{NAME}.model.pretrained" in g[f"{NAME}.decompiling.decompile"][1]  # torch: imported where used
   assert f"{NAME}.program.ops" in g[f"{NAME}.program.ir"][0]
+
+
+def test_a_climbing_import_is_caught():
+  """The order check can fail: an arrow from compiling up to loading is reported."""
+  fake = {f"{NAME}.compiling.x": (set(), {f"{NAME}.loading.reading"}), f"{NAME}.loading.reading": (set(), set())}
+  with pytest.raises(AssertionError, match="compiling.x -> tracr_decompiler.loading.reading"):
+    test_one_package_order_with_no_import_climbing_it(fake)

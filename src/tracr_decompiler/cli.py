@@ -222,12 +222,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_compile(args) -> None:
-  from tracr_decompiler.compiling import compiler, model_io
+  from tracr_decompiler.compiling import compiler
+  from tracr_decompiler.loading import model_io
   from tracr_decompiler.program import source
   settings_out = None
   if args.format == "transformerlens":
-    from tracr_decompiler.compiling import transformerlens
-    settings_out = args.settings_out or transformerlens.settings_path_for(args.out)
+    from tracr_decompiler.loading import tl_files
+    settings_out = args.settings_out or tl_files.settings_path_for(args.out)
   # A folder, a device, an input or the other output as --out is refused before any work.
   files.check_outputs({"--out": args.out, "--settings-out": settings_out}, [args.program], make_folders=("--out",))
   text = files.read_text(args.program, limits.MAX_SOURCE_BYTES, "RASP program")
@@ -237,8 +238,8 @@ def cmd_compile(args) -> None:
   files.make_dirs(os.path.dirname(os.path.abspath(args.out)))
   written = args.out
   if args.format == "transformerlens":
-    from tracr_decompiler.compiling import transformerlens
-    written = " + ".join(transformerlens.save(model, args.out, args.settings_out))
+    from tracr_decompiler.loading import tl_files
+    written = " + ".join(tl_files.save(model, args.out, args.settings_out))
   else:
     model_io.save_model(model, args.out)
   print(f"compiled {len(program)} ops into {model.num_layers} layers "
@@ -246,25 +247,13 @@ def cmd_compile(args) -> None:
 
 
 def _load_model(args):
-  """Our model file or a TransformerLens state dict (safetensors + settings JSON), by --format or key names."""
-  from tracr_decompiler.compiling import model_io, transformerlens
-  fmt = args.format
-  if fmt == "auto":
-    layout = transformerlens.sniff_layout(args.model)
-    if layout is None:
-      raise model_io.ModelFileError(f"{args.model} is neither a tracr-decompiler model file nor a TransformerLens "
-                                    "state dict (embed.W_E, blocks.0.attn.W_Q, ... or tok_embed.weight, layers.0...)")
-    fmt = "tracr-decompiler" if layout == "ours" else "transformerlens"
+  """The model file named on the command line, with the TransformerLens flags (loading/reading.py)."""
+  from tracr_decompiler.loading import reading, transformerlens
   flags = transformerlens.Reading(
       vocab=args.vocab, bos=args.bos, pad=args.pad, causal=args.causal, n_heads=args.n_heads,
       output_kind="numerical" if args.numerical_output else ("categorical" if args.output_values else None),
       output_values=args.output_values)
-  if fmt == "tracr-decompiler":
-    if args.settings or any(v is not None for v in dataclasses.astuple(flags)):
-      raise UserError("--settings, --vocab, --bos, --pad, --causal, --n-heads and the output flags are for "
-                      "TransformerLens files; a tracr-decompiler model file holds its own settings")
-    return model_io.load_model(args.model)
-  return transformerlens.load(args.model, args.settings, flags)
+  return reading.load_file(args.model, args.format, args.settings, flags)
 
 
 def _one_thread(torch_too: bool) -> None:
@@ -285,12 +274,11 @@ def _one_thread(torch_too: bool) -> None:
 
 
 def cmd_decompile(args) -> None:
-  from tracr_decompiler.compiling import model_io
+  from tracr_decompiler.loading import tl_files
   _check_beam(args.beam, args.mode)
-  from tracr_decompiler.compiling import transformerlens
   # A folder, a device, an input or a missing folder as --report is refused before any work.
   files.check_outputs({"--report": args.report},
-                      [args.model, args.settings, transformerlens.settings_path_for(args.model), args.checkpoint])
+                      [args.model, args.settings, tl_files.settings_path_for(args.model), args.checkpoint])
   model = _load_model(args)  # a bad file is refused before torch is imported
   from tracr_decompiler.decompiling.decompile import decompile
   _one_thread(torch_too=args.mode == "ar")

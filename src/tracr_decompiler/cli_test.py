@@ -11,7 +11,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from tracr_decompiler import cli, test_cases
-from tracr_decompiler.compiling import compiler, model_io
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.loading import model_io
 from tracr_decompiler.program import source
 
 SORT_UNIQUE = source.to_source(test_cases.PROGRAMS["sort_unique"])  # tracr's lib.make_sort_unique(tokens, tokens)

@@ -158,15 +158,17 @@ def read_safetensors_header(f: io.BufferedReader, size: int, path: str | os.Path
 
 
 def read_tensor(f: io.BufferedReader, entry: dict, data_start: int, path: str | os.PathLike):
-  """One tensor as a writable NumPy array (F16/F32/F64 only), read straight into place."""
+  """One tensor as a writable NumPy array (F16/BF16/F32/F64; BF16 comes back as float32), read into place."""
   import numpy as np
-  dtypes = {"F16": "<f2", "F32": "<f4", "F64": "<f8"}
+  dtypes = {"F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8"}
   if entry["dtype"] not in dtypes:
     raise FileError(f"{path}: tensor dtype {entry['dtype']} is not a float type")
   out = np.empty(entry["shape"], dtype=dtypes[entry["dtype"]])
   f.seek(data_start + entry["data_offsets"][0])
   if out.nbytes and f.readinto(out.reshape(-1).data.cast("B")) != out.nbytes:
     raise FileError(f"{path} was truncated while being read")
+  if entry["dtype"] == "BF16":  # bfloat16 is the top half of a float32 (NumPy has no bfloat16)
+    return (out.astype(np.uint32) << 16).view(np.float32)
   return out
 
 

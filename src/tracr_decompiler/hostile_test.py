@@ -24,7 +24,8 @@ import pytest
 
 from tracr_decompiler import cli, errors, files, limits, test_cases
 from tracr_decompiler import processes_testing as processes
-from tracr_decompiler.compiling import compiler, model_io
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.loading import model_io
 from tracr_decompiler.program import source
 
 SOURCE = source.to_source(test_cases.PROGRAMS["frac_prevs"])
@@ -239,13 +240,71 @@ def test_evaluate_on_an_empty_split_is_a_clear_error(tmp_path, capsys):
   assert "nan" not in err
 
 
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory) -> pathlib.Path:
+  folder = tmp_path_factory.mktemp("data") / "d"
+  assert cli.main(["generate", "--n", "4", "--out", str(folder), "--workers", "1", "--seed", "0", "--quiet"]) == 0
+  return folder
+
+
+def _corrupt_first_row(folder: pathlib.Path, change) -> None:
+  import pyarrow.parquet as pq
+  from tracr_decompiler.dataset import schema
+  shard = folder / json.loads((folder / "manifest.json").read_text())["shards"][0]
+  rows = pq.read_table(shard).to_pylist()
+  table = change(rows)
+  if table is not None:
+    pq.write_table(table if not isinstance(table, list) else __import__("pyarrow").Table.from_pylist(
+        table, schema=schema.SCHEMA), shard)
+
+
+def _row_with(**fields):
+  def change(rows):
+    rows[0].update(fields)
+    return rows
+  return change
+
+
+def _row_weight_with(**fields):
+  def change(rows):
+    rows[0]["weights"][0].update(fields)
+    return rows
+  return change
+
+
+@pytest.mark.parametrize("case,change", [
+    ("num_layers 10^9", _row_with(num_layers=10 ** 9)),
+    ("shape 2^30 x 2^30", _row_weight_with(shape=[1 << 30, 1 << 30])),
+    ("index 10^9", _row_weight_with(rows=[10 ** 9], cols=[0], values=[1.0])),
+    ("negative index", _row_weight_with(rows=[-1], cols=[0], values=[1.0])),
+    ("bad settings JSON", _row_with(settings="{not json")),
+    ("settings of the wrong type", _row_with(settings='{"vocab": 5}')),
+    ("input encoding of the wrong type", _row_with(input_encoding='"abc"')),
+    ("truncated shard", lambda rows: None),
+    ("dropped column", lambda rows: __import__("pyarrow").Table.from_pylist(
+        [{k: v for k, v in r.items() if k != "weights"} for r in rows])),
+])
+def test_a_malformed_dataset_row_is_one_clean_line(small_dataset, tmp_path, capsys, case, change):
+  import shutil
+  folder = tmp_path / "d"
+  shutil.copytree(small_dataset, folder)
+  _corrupt_first_row(folder, change)
+  if case == "truncated shard":
+    shard = next((folder / "data").glob("shard-*.parquet"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+  code, err = _cli(capsys, "evaluate", "--data", folder, "--split", "all", "--limit", "1", "--beam", "1",
+                   "--out", tmp_path / "r", "--quiet")
+  _assert_one_line(code, err, str(folder))
+  assert ("row 0" in err) or case in ("truncated shard", "dropped column"), err
+
+
 # ---------------------------------------------------------------------------
 # memory bombs
 
 
 _PEAK = """
 import resource, sys
-from tracr_decompiler.compiling import model_io
+from tracr_decompiler.loading import model_io
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
   model_io.load_model(sys.argv[1])

@@ -14,7 +14,8 @@ import sys
 import pytest
 
 from tracr_decompiler import test_cases
-from tracr_decompiler.compiling import compiler, model_io
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.loading import model_io
 from tracr_decompiler.program import source
 
 JAX = ("jax", "haiku", "chex", "tracr.compiler.assemble")

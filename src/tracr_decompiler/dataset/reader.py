@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from tracr_decompiler.dataset import schema
@@ -59,8 +60,12 @@ def read_split(path: str | pathlib.Path, split: str | None = None, columns=None,
   """Rows of one split (or all), in shard order."""
   path = pathlib.Path(path)
   files = [str(path / name) for name in manifest(path)["shards"]]
-  dataset = ds.dataset(files, format="parquet", schema=schema.SCHEMA)
-  table = dataset.to_table(columns=columns, filter=(ds.field("split") == split) if split else None)
+  try:
+    dataset = ds.dataset(files, format="parquet", schema=schema.SCHEMA)
+    table = dataset.to_table(columns=columns, filter=(ds.field("split") == split) if split else None)
+  except (pa.ArrowException, OSError) as e:  # a truncated shard, a dropped column, a foreign file
+    raise DatasetError(f"{path}: a shard cannot be read as this dataset's Parquet "
+                       f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
   if limit is not None:
     table = table.slice(0, limit)
   return table.to_pylist()

@@ -23,7 +23,8 @@ from tracr.rasp import rasp
 
 import tracr_decompiler
 from tracr_decompiler import test_cases
-from tracr_decompiler.compiling import compiler, model_io, outputs, tracr_model
+from tracr_decompiler.compiling import compiler, outputs
+from tracr_decompiler.loading import model_io, tracr_model
 from tracr_decompiler.decompiling import identity
 from tracr_decompiler.decompiling.decompile import DecompileError
 from tracr_decompiler.decompiling.verify import Verifier

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from tracr_decompiler.compiling import reading as reading_lib
+from tracr_decompiler.loading import reading as reading_lib
 from tracr_decompiler.decompiling import read_functions
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights

@@ -7,7 +7,8 @@ import pytest
 from tracr.rasp import rasp
 
 import tracr_decompiler
-from tracr_decompiler.compiling import compiler, reading
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.loading import reading
 from tracr_decompiler.decompiling import read_functions
 from tracr_decompiler.decompiling.verify import Verifier
 from tracr_decompiler.encoding import weights

@@ -95,7 +95,8 @@ def test_refills_keep_the_length_distribution_and_cut_rejections():
 ], ids=["letters", "int-gaps-causal", "mixed-causal"])
 def test_other_settings_give_programs_that_plain_tracr_computes(settings):
   # Through the user's door: each sample compiled by tracr's compile_rasp_to_model and run by its own forward.
-  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, tracr_model
+  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs
+  from tracr_decompiler.loading import tracr_model
   cfg = GenerationConfig(settings=settings, max_sops=4)
   rng = np.random.default_rng(3)
   inputs = inputs_lib.input_set(settings.vocab, settings.max_seq_len)
@@ -121,7 +122,8 @@ def test_mixed_settings_vary_per_program_and_travel_with_the_model():
 
 def test_table_functions_are_drawn_and_plain_tracr_computes_them():
   # Issue 10: random lookup / truth tables over the inputs' whole value sets, checked like the rest.
-  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, tracr_model
+  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs
+  from tracr_decompiler.loading import tracr_model
   from tracr_decompiler.program import tables
   cfg = GenerationConfig(table_fraction=0.7, max_sops=4)
   rng = np.random.default_rng(6)

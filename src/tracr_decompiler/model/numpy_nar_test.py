@@ -11,7 +11,8 @@ from tracr.compiler import lib
 from tracr.rasp import rasp
 
 from tracr_decompiler import test_cases
-from tracr_decompiler.compiling import compiler, reading
+from tracr_decompiler.compiling import compiler
+from tracr_decompiler.loading import reading
 from tracr_decompiler.decompiling.decompile import PRETRAINED
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.generation import heldout

@@ -157,7 +157,8 @@ COMPILED = {  # every op kind with a table function, categorical and numerical
 @pytest.mark.parametrize("name", sorted(COMPILED))
 def test_table_programs_compile_and_compute_what_rasp_says(name):
   # Our fast compiler and plain tracr (its own forward pass), on every input.
-  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs, tracr_model
+  from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs
+  from tracr_decompiler.loading import tracr_model
   program = COMPILED[name]
   settings = compiler.CompileSettings(vocab=(0, 1, 2, 3, 4), max_seq_len=4)
   inputs = inputs_lib.input_set(settings.vocab, settings.max_seq_len)

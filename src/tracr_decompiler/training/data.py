@@ -55,7 +55,10 @@ def example_from_row(row: dict, index: int, model_cfg: ModelConfig = ModelConfig
 
   The flat baseline's chunks are built only for a flat-input run (model_cfg.input_mode).
   """
-  model = rows.model_from_row(row)
+  try:
+    model = rows.model_from_row(row)
+  except rows.RowError as e:
+    raise rows.RowError(f"row {index} (id {str(row.get('id'))[:20]!r}): {e}") from None
   try:
     graph = weights.encode_model(model)
     program = evaluate.with_canonical_aliases(rows.program_from_row(row), _probe_inputs(model.settings),
@@ -149,19 +152,26 @@ def prepare_many(parts: list[tuple[str, str, int | None]], cache_dir: pathlib.Pa
   if jobs:
     workers = min(workers or machine.available_cores(), -(-len(jobs) // 64))  # a worker per imap chunk at most
     desc = "featurise " + "+".join(sorted({split for _, split, _ in parts}))
+    done = 0
     with tqdm(total=len(jobs), desc=desc, disable=not progress, unit="prog") as bar:
-      if workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
-          for k, ex in zip(owner, pool.imap(_work, jobs, chunksize=64)):
+      try:
+        if workers > 1:
+          with mp.get_context("spawn").Pool(workers) as pool:
+            for k, ex in zip(owner, pool.imap(_work, jobs, chunksize=64)):
+              if ex is not None:
+                results[k].append(ex)
+              done += 1
+              bar.update()
+        else:
+          for k, job in zip(owner, jobs):
+            ex = _work(job)
             if ex is not None:
               results[k].append(ex)
+            done += 1
             bar.update()
-      else:
-        for k, job in zip(owner, jobs):
-          ex = _work(job)
-          if ex is not None:
-            results[k].append(ex)
-          bar.update()
+      except rows.RowError as e:  # one clean line naming the dataset, split and row
+        d, split, _ = parts[owner[min(done, len(owner) - 1)]]
+        raise reader.DatasetError(f"{d} ({split} split), {e}") from None
   cache_dir.mkdir(parents=True, exist_ok=True)
   for k, examples in results.items():  # an empty split too: its cache says so next time
     save_examples(examples, caches[k])

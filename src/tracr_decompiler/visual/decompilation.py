@@ -23,7 +23,8 @@ import os
 import numpy as np
 
 from tracr_decompiler import files
-from tracr_decompiler.compiling import forward, reading
+from tracr_decompiler.compiling import forward
+from tracr_decompiler.loading import reading
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.encoding import nodes as nodes_lib, weights
 from tracr_decompiler.program import evaluate, ir, source

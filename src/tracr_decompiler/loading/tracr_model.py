@@ -22,7 +22,7 @@ import numpy as np
 
 from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
-from tracr_decompiler.compiling.model_io import ModelFileError
+from tracr_decompiler.loading.model_io import ModelFileError
 
 
 def is_tracr_model(model) -> bool:

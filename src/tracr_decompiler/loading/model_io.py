@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tracr_decompiler import files, limits
-from tracr_decompiler.compiling import frame, layout
+from tracr_decompiler.compiling import layout
+from tracr_decompiler.loading import frame
 from tracr_decompiler.errors import FileError
 
 if TYPE_CHECKING:  # compiler.py imports tracr (seconds); a bad file is refused before that import

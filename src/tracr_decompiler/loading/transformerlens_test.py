@@ -1,12 +1,12 @@
-"""TransformerLens inputs map exactly onto CompiledModel: same encoder input as the tracr model, W_U never trusted.
+"""TransformerLens inputs map exactly onto CompiledModel: same encoder input as the tracr model, W_U used only
+where it is a real reader, a relabelled or aliased model never proved.
 
-The state dicts are built here by the documented layout (GUIDE §2), the way
-TransformerLens' Tracr demo converts a model (including its `W_U = eye(d_model,
-d_vocab_out)`), so TransformerLens itself is not needed.
+The state dicts are built here by the documented layouts (loading/tl_layouts.py), the way TransformerLens'
+Tracr demo converts a model (including its `W_U = eye(d_model, d_vocab_out)`), so TransformerLens itself is
+not needed; loading/transformerlens4_test.py runs the real library.
 """
 
 import json
-import types
 
 import numpy as np
 import pytest
@@ -14,75 +14,14 @@ import torch
 from safetensors.numpy import save_file
 
 from tracr_decompiler import test_cases
-from tracr_decompiler.compiling import compiler, tracr_model, transformerlens as tl
-from tracr_decompiler.compiling.model_io import ModelFileError
-from tracr_decompiler.encoding import weights
+from tracr_decompiler.compiling import compiler
 from tracr_decompiler.errors import TracrDecompilerError
+from tracr_decompiler.loading import tl_files, tl_layouts, tracr_model, transformerlens as tl
+from tracr_decompiler.loading.model_io import ModelFileError
+from tracr_decompiler.tl_testing import FakeHookedTransformer, demo_state_dict, native_state_dict, same_encoder_input
 from tracr_decompiler.evaluation import lib_report
 
 SETTINGS = compiler.CompileSettings(compiler_bos="BOS")
-
-
-def demo_state_dict(model) -> dict:
-  """What TransformerLens' Tracr demo loads into a HookedTransformer (einops rearranges spelled as reshapes)."""
-  p, cfg = model.params, model.model_config
-  h, k = cfg.num_heads, cfg.key_size
-  v, d = np.asarray(p["token_embed"]["embeddings"]).shape
-  sd = {"pos_embed.W_pos": p["pos_embed"]["embeddings"], "embed.W_E": p["token_embed"]["embeddings"],
-        "unembed.W_U": np.eye(d, v - 2)}  # the demo's unembedding: right only if the output sorts first
-  for l in range(cfg.num_layers):
-    a = f"transformer/layer_{l}/attn"
-    for name, module in (("Q", "query"), ("K", "key"), ("V", "value")):
-      # "d_model (n_heads d_head) -> n_heads d_model d_head"
-      sd[f"blocks.{l}.attn.W_{name}"] = np.asarray(p[f"{a}/{module}"]["w"]).reshape(d, h, k).transpose(1, 0, 2)
-      sd[f"blocks.{l}.attn.b_{name}"] = np.asarray(p[f"{a}/{module}"]["b"]).reshape(h, k)
-    sd[f"blocks.{l}.attn.W_O"] = np.asarray(p[f"{a}/linear"]["w"]).reshape(h, k, d)  # "(n_heads d_head) d_model"
-    sd[f"blocks.{l}.attn.b_O"] = p[f"{a}/linear"]["b"]
-    m = f"transformer/layer_{l}/mlp"
-    sd[f"blocks.{l}.mlp.W_in"], sd[f"blocks.{l}.mlp.b_in"] = p[f"{m}/linear_1"]["w"], p[f"{m}/linear_1"]["b"]
-    sd[f"blocks.{l}.mlp.W_out"], sd[f"blocks.{l}.mlp.b_out"] = p[f"{m}/linear_2"]["w"], p[f"{m}/linear_2"]["b"]
-    n_ctx = np.asarray(p["pos_embed"]["embeddings"]).shape[0]
-    sd[f"blocks.{l}.attn.mask"] = np.tril(np.ones((n_ctx, n_ctx)))  # TransformerLens' buffers come along too
-    sd[f"blocks.{l}.attn.IGNORE"] = np.array(-1e5)
-  # Contiguous, as a HookedTransformer's parameters are (torch.tensor keeps a transposed view's strides,
-  # and safetensors.numpy would then write the memory, not the values).
-  return {name: torch.tensor(np.ascontiguousarray(x, dtype=bool if name.endswith(".mask") else np.float32))
-          for name, x in sd.items()}
-
-
-def bridge_state_dict(model) -> dict:
-  """The TransformerBridge names: PyTorch Linear layout (out x in)."""
-  p, cfg = model.params, model.model_config
-  sd = {"tok_embed.weight": p["token_embed"]["embeddings"], "pos.weight": p["pos_embed"]["embeddings"]}
-  for l in range(cfg.num_layers):
-    for short, module in (("q", "query"), ("k", "key"), ("v", "value"), ("o", "linear")):
-      sd[f"layers.{l}.attn.{short}.weight"] = np.asarray(p[f"transformer/layer_{l}/attn/{module}"]["w"]).T
-      sd[f"layers.{l}.attn.{short}.bias"] = p[f"transformer/layer_{l}/attn/{module}"]["b"]
-    for short, module in (("fc_in", "linear_1"), ("fc_out", "linear_2")):
-      sd[f"layers.{l}.mlp.{short}.weight"] = np.asarray(p[f"transformer/layer_{l}/mlp/{module}"]["w"]).T
-      sd[f"layers.{l}.mlp.{short}.bias"] = p[f"transformer/layer_{l}/mlp/{module}"]["b"]
-  return {name: torch.tensor(np.ascontiguousarray(x, dtype=np.float32)) for name, x in sd.items()}
-
-
-class FakeHookedTransformer:
-  """Duck-types what we read of a HookedTransformer: `state_dict()` and `cfg`."""
-
-  def __init__(self, model):
-    self._sd = demo_state_dict(model)
-    c = model.model_config
-    self.cfg = types.SimpleNamespace(n_layers=c.num_layers, n_heads=c.num_heads, d_head=c.key_size,
-                                     n_ctx=self._sd["pos_embed.W_pos"].shape[0], act_fn="relu",
-                                     attention_dir="causal" if c.causal else "bidirectional",
-                                     normalization_type=None)
-
-  def state_dict(self):
-    return dict(self._sd)
-
-
-def same_encoder_input(a, b) -> bool:
-  ga, gb = weights.encode_model(a), weights.encode_model(b)
-  return all(np.array_equal(getattr(ga, f), getattr(gb, f)) for f in ("features", "kinds", "layers", "relations",
-                                                                       "is_output"))
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +37,7 @@ def test_every_lib_program_reads_the_same_as_the_tracr_model(lib_models):
     enc = dict(input_encoder=model.input_encoder, output_encoder=model.output_encoder)
     for converted in (tl.from_transformerlens(demo_state_dict(model), **enc),
                       tl.from_transformerlens(FakeHookedTransformer(model), **enc),
-                      tl.from_transformerlens(bridge_state_dict(model), n_heads=model.model_config.num_heads, **enc)):
+                      tl.from_transformerlens(native_state_dict(model), n_heads=model.model_config.num_heads, **enc)):
       assert converted.output_dims == ours.output_dims, name
       assert converted.settings == ours.settings and converted.input_encoding == ours.input_encoding, name
       assert converted.output_values == ours.output_values, name
@@ -128,7 +67,7 @@ def test_file_round_trip_decompiles_like_the_tracr_model(lib_models, tmp_path):
   save_file({k: v.numpy() for k, v in demo_state_dict(model).items()}, str(path))
   (tmp_path / "settings.json").write_text(json.dumps({
       "vocab": [0, 1, 2, 3, 4], "bos": "BOS", "output_values": [0, 1, 2, 3, 4], "causal": False}))
-  loaded = tl.load(path, tmp_path / "settings.json")
+  loaded = tl_files.load(path, tmp_path / "settings.json")
   assert same_encoder_input(tracr_model.from_tracr(model), loaded)
   direct, via_tl = decompile(model), decompile(loaded)
   in_memory = decompile(FakeHookedTransformer(model), input_encoder=model.input_encoder,
@@ -141,11 +80,11 @@ def test_file_round_trip_decompiles_like_the_tracr_model(lib_models, tmp_path):
 @pytest.mark.parametrize("name", ["sort_unique", "frac_prevs", "mixed", "linear"])
 def test_export_then_load_is_exact(name, tmp_path):
   model = compiler.compile_program(test_cases.PROGRAMS[name], SETTINGS)
-  path, settings = tl.save(model, tmp_path / "m.safetensors")
+  path, settings = tl_files.save(model, tmp_path / "m.safetensors")
   assert settings.endswith("m.json")
-  loaded = tl.load(path)
+  loaded = tl_files.load(path)
   assert same_encoder_input(model, loaded)
-  sd, cfg = tl.to_state_dict(model)
+  sd, cfg = tl_files.to_state_dict(model)
   assert cfg["d_vocab_out"] == len(model.output_dims) and cfg["attention_dir"] == "bidirectional"
   assert np.array_equal(np.flatnonzero(sd["unembed.W_U"].sum(1)), model.output_dims)  # an honest W_U
 
@@ -173,7 +112,7 @@ def test_what_the_weights_do_not_say_must_be_given(lib_models):
   with pytest.raises(TracrDecompilerError, match="embedding has 7 rows"):
     tl.from_transformerlens(demo_state_dict(model), vocab=(0, 1, 2))
   with pytest.raises(TracrDecompilerError, match="n_heads"):
-    tl.from_transformerlens(bridge_state_dict(model), vocab=(0, 1, 2, 3, 4), bos="BOS")
+    tl.from_transformerlens(native_state_dict(model), vocab=(0, 1, 2, 3, 4), bos="BOS")
 
 
 def test_hostile_files_are_refused_before_reading_tensors(tmp_path):
@@ -183,15 +122,15 @@ def test_hostile_files_are_refused_before_reading_tensors(tmp_path):
                        "pos_embed.W_pos": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}).encode()
   path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
   with pytest.raises(ModelFileError, match="not a valid safetensors"):
-    tl.load(path)
+    tl_files.load(path)
   (tmp_path / "bad.json").write_text('{"vocab": [[1]]}')
   save_file({"embed.W_E": np.zeros((7, 4), np.float32), "pos_embed.W_pos": np.zeros((6, 4), np.float32)},
             str(tmp_path / "m.safetensors"))
   with pytest.raises(ModelFileError, match="vocab must be"):
-    tl.load(tmp_path / "m.safetensors", tmp_path / "bad.json")
+    tl_files.load(tmp_path / "m.safetensors", tmp_path / "bad.json")
   (tmp_path / "ok.json").write_text('{"vocab": [0, 1, 2, 3, 4]}')
   with pytest.raises(ModelFileError, match="no transformer layers"):
-    tl.load(tmp_path / "m.safetensors", tmp_path / "ok.json")
+    tl_files.load(tmp_path / "m.safetensors", tmp_path / "ok.json")
 
 
 def test_cli_exports_and_reads_transformerlens_files(tmp_path, capsys):
@@ -255,7 +194,7 @@ def test_output_dims_swapped_with_w_u_following_decompile_to_the_model_s_program
   from tracr.rasp import rasp
   from tracr_decompiler import decompile
   model = _tracr(rasp.Map(lambda x: x > 2, rasp.tokens))
-  sd, _ = tl.to_state_dict(model)
+  sd, _ = tl_files.to_state_dict(model)
   dims = [int(np.flatnonzero(sd["unembed.W_U"][:, j])[0]) for j in range(2)]
   perm = np.arange(sd["embed.W_E"].shape[1])
   perm[dims] = dims[::-1]
@@ -275,7 +214,7 @@ def test_a_permuted_residual_stream_never_verifies_a_wrong_program(lib_models, n
   intermediate block is not in the weights (detect_pattern), and there nothing wrong may be verified."""
   from tracr_decompiler import decompile
   model = lib_models[name]
-  sd, _ = tl.to_state_dict(model)
+  sd, _ = tl_files.to_state_dict(model)
   moved = _moved(sd, np.random.default_rng(len(name)).permutation(sd["embed.W_E"].shape[1]))
   result = decompile(moved, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
   right = _decompiled_right(model, result)
@@ -286,11 +225,11 @@ def test_a_permuted_residual_stream_never_verifies_a_wrong_program(lib_models, n
 
 def test_a_w_u_that_weighs_the_output_dims_unevenly_is_refused(lib_models):
   model = lib_models["make_hist"]
-  sd, _ = tl.to_state_dict(model)
+  sd, _ = tl_files.to_state_dict(model)
   sd["unembed.W_U"] = sd["unembed.W_U"] * np.linspace(1, 2, sd["unembed.W_U"].shape[1])
   with pytest.raises(ModelFileError, match="weight 1"):
     tl.from_transformerlens(sd, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
-  sd, _ = tl.to_state_dict(model)
+  sd, _ = tl_files.to_state_dict(model)
   sd["unembed.b_U"] = np.arange(sd["unembed.b_U"].shape[0], dtype=np.float32)
   with pytest.raises(ModelFileError, match="bias is not zero"):
     tl.from_transformerlens(sd, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
@@ -304,17 +243,17 @@ def test_an_aliased_layer_name_is_refused_by_name_and_never_overwrites_the_real_
                                            rasp.numerical(rasp.Map(lambda x: 1, rasp.tokens)), default=0)))
   b = _tracr(rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.LT),
                                            rasp.numerical(rasp.Map(lambda x: 1, rasp.tokens)), default=0)))
-  sd_a, _ = tl.to_state_dict(a)
-  sd_b, _ = tl.to_state_dict(b)
+  sd_a, _ = tl_files.to_state_dict(a)
+  sd_b, _ = tl_files.to_state_dict(b)
   crafted = {**sd_a, **{k.replace("blocks.0.", alias): v for k, v in sd_b.items() if k.startswith("blocks.0.")}}
   with pytest.raises(ModelFileError, match="unexpected parameter"):
     tl.from_transformerlens(crafted, input_encoder=a.input_encoder, output_encoder=a.output_encoder)
   save_file(crafted, str(tmp_path / "m.safetensors"))
-  json.dump(tl.settings_document(a), open(tmp_path / "m.json", "w"))
+  json.dump(tl_files.settings_document(a), open(tmp_path / "m.json", "w"))
   with pytest.raises(ModelFileError, match="unexpected parameter"):
-    tl.load(tmp_path / "m.safetensors")
+    tl_files.load(tmp_path / "m.safetensors")
 
 
 def test_a_name_with_a_trailing_newline_is_not_the_name():
-  assert tl._template("legacy", "blocks.0.attn.W_Q\n") is None  # pylint: disable=protected-access
-  assert tl._template("legacy", "blocks.0.attn.W_Q") == ("blocks.{l}.attn.W_Q", 0)  # pylint: disable=protected-access
+  assert tl_layouts.template("legacy", "blocks.0.attn.W_Q\n") is None
+  assert tl_layouts.template("legacy", "blocks.0.attn.W_Q") == ("blocks.{l}.attn.W_Q", 0)
