@@ -277,7 +277,7 @@ def cmd_decompile(args) -> None:
   from tracr_decompiler.loading import tl_files
   _check_beam(args.beam, args.mode)
   # A folder, a device, an input or a missing folder as --report is refused before any work.
-  files.check_outputs({"--report": args.report},
+  files.check_outputs({"--report": args.report, "--circuit": args.circuit},
                       [args.model, args.settings, tl_files.settings_path_for(args.model), args.checkpoint])
   model = _load_model(args)  # a bad file is refused before torch is imported
   from tracr_decompiler.decompiling.decompile import decompile
@@ -291,6 +291,10 @@ def cmd_decompile(args) -> None:
     print(f"# warning: {warning} (accuracy there is unmeasured)")
   if result.output_block and not model.residual_labels:  # read from weights alone: say where the output was
     print(f"# output: {result.output_block}")
+  if args.circuit and result.circuit is not None:
+    exact = "exact: the program is proved" if result.circuit.exact else "as far as the program is right"
+    print(f"# circuit ({len(result.circuit.edges)} edges, {exact}): "
+          f"{files.atomic_write_text(args.circuit, result.circuit.dumps())}")
   if args.report:
     from tracr_decompiler.visual import decompilation
     title = f"Decompilation of {os.path.basename(args.model)}"
@@ -301,7 +305,7 @@ def cmd_evaluate(args) -> None:
   from tracr_decompiler.dataset import reader
   _check_beam(args.beam, "nar")
   # Refused before hours of evaluation, not after.
-  files.check_outputs({"--report": args.report}, [args.data, args.checkpoint])
+  files.check_outputs({"--report": args.report, "--circuit": args.circuit}, [args.data, args.checkpoint])
   _one_thread(torch_too=True)  # evaluation decodes autoregressively too
   if args.lib:
     from tracr_decompiler.evaluation import lib_report
@@ -414,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--checkpoint", default=None, help="decompiler weights (default: the shipped model)")
   p.add_argument("--no-verify", dest="verify", action="store_false", help="skip checking against the model")
   p.add_argument("--report", default=None, metavar="HTML", help="also write a self-contained HTML report")
+  p.add_argument("--circuit", default=None, metavar="JSON", help="also write the model's circuit: which head and "
+                 "MLP computes which SOp and reads which (TransformerLens hook and auto-circuit edge names)")
   g = p.add_argument_group("TransformerLens files (what the weights do not say; flags override --settings)")
   g.add_argument("--format", choices=("auto", "tracr-decompiler", "transformerlens"), default="auto",
                  help="auto: from the file's tensor names")

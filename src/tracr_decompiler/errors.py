@@ -9,7 +9,7 @@ so existing `except ValueError` code keeps working.
     TracrDecompilerError
     ├── UsageError        arguments or settings out of range (cli.UserError)
     ├── FileError         a file we read or write: missing, special, too large, malformed
-    │   ├── ModelFileError        compiling/model_io.py
+    │   ├── ModelFileError        loading/model_io.py
     │   └── CheckpointError       model/release.py
     ├── ProgramError      program/ir.py, program/source.py (parser)
     ├── EvaluationError   program/values.py

@@ -14,7 +14,7 @@ MAX_BEAM = 256  # --beam (candidates decoded and verified)
 MAX_BEAM_AR = 64  # --beam with --mode ar (each step scores beam x vocabulary)
 MAX_WORKERS = 64  # --workers, also capped at the CPU count and the number of shards
 
-# Model files (compiling/model_io.py): sizes claimed by the metadata.
+# Model files (loading/model_io.py): sizes claimed by the metadata.
 MAX_LAYERS = 64
 MAX_HEADS = 64
 MAX_KEY_SIZE = 4096

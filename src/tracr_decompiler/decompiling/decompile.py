@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from tracr_decompiler.loading import reading as reading_lib
-from tracr_decompiler.decompiling import read_functions
+from tracr_decompiler.decompiling import circuit as circuit_lib, read_functions
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.errors import TracrDecompilerError
@@ -47,6 +47,8 @@ class DecompileResult:
   # many of those disagreed with the decoder's registry guess and were replaced by the table (or a matching name).
   functions_read: int = 0
   functions_replaced: int = 0
+  # Which head and MLP computes which SOp and which reads which (circuit.py); exact when proved.
+  circuit: circuit_lib.Circuit | None = None
 
   @property
   def status(self) -> str:
@@ -122,9 +124,9 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   """Decompiles a compiled Tracr model into a RASP program.
 
   Args:
-    model: a tracr AssembledTransformerModel, our CompiledModel (e.g. from
-      `compiling.model_io.load_model`), or a TransformerLens HookedTransformer or
-      state dict (compiling/transformerlens.py).
+    model: a tracr AssembledTransformerModel, a TransformerLens 4 TransformerBridge or legacy
+      HookedTransformer or either's state dict (loading/transformerlens.py), a model file's path (ours
+      or a TransformerLens safetensors file with its settings JSON), or our CompiledModel.
     checkpoint_path: decompiler weights (default: the shipped model).
     mode: "nar" (one pass, per-line predictions) or "ar" (autoregressive).
     beam: candidates to consider; with `verify`, the first one that matches
@@ -138,7 +140,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     read: read candidates' functions from the weights (read_functions.py); False
       gives the decoder's own programs (what `evaluate` scores as greedy).
     **reading: for TransformerLens inputs, what the weights do not say: tracr's
-      `input_encoder`/`output_encoder`, or vocab, bos, pad, causal, output_values, ...
+      `input_encoder`/`output_encoder`, or vocab, bos, pad, causal, output_values, n_heads, ...
 
   Returns:
     DecompileResult; `verified` is True only after a successful check.
@@ -210,7 +212,9 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
                          verified=verified, verification=text, candidates_tried=tried,
                          seconds=time.time() - start, mode=mode, check=check, output_block=compiled.output_name,
                          warnings=warnings, functions_read=chosen_read.read if chosen_read else 0,
-                         functions_replaced=chosen_read.disagreed if chosen_read else 0)
+                         functions_replaced=chosen_read.disagreed if chosen_read else 0,
+                         circuit=circuit_lib.read_circuit(compiled, chosen, exact=check is not None and
+                                                          check.status == "proved", graph=graph))
 
 
 def _distinct(candidates: list[tuple[float, ir.Program]]) -> list[tuple[float, ir.Program]]:

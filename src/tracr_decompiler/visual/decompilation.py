@@ -24,6 +24,7 @@ import numpy as np
 
 from tracr_decompiler import files
 from tracr_decompiler.compiling import forward
+from tracr_decompiler.decompiling import circuit
 from tracr_decompiler.loading import reading
 from tracr_decompiler.compiling.compiler import CompiledModel
 from tracr_decompiler.encoding import nodes as nodes_lib, weights
@@ -31,33 +32,8 @@ from tracr_decompiler.program import evaluate, ir, source
 from tracr_decompiler.visual import page
 from tracr_decompiler.visual.page import esc
 
-_KIND_OF_OP = {"map": "mlp", "sequence_map": "mlp", "linear_sequence_map": "mlp", "aggregate": "head",
-               "selector_width": "selector_width"}
-_ROLES = {"aggregate": ("key", "query", "value"), "selector_width": ("key", "query")}
 _ROLE_COLOUR = {"query": "#2b6cb0", "key": "#dd6b20", "value": "#2f855a", "mlp": "#4a5568"}
 BOX_W, BOX_H, COL_W, ROW_H = 204, 58, 240, 76
-
-
-def match_lines(program: ir.Program, graph: weights.WeightGraph) -> dict[str, int]:
-  """Line name -> index of the weight node it is (tokens -> 0, indices -> 1); unmatched lines are absent."""
-  at = {"tokens": 0, "indices": 1}
-  taken = {0, 1}
-  for line in program.lines:
-    if any(a not in at for a in line.args):
-      continue
-    kind = _KIND_OF_OP[line.op]
-    if kind == "mlp":
-      want = {"mlp": sorted({at[a] for a in line.args})}
-    else:
-      want = {role: [at[a]] for role, a in zip(_ROLES[line.op], line.args)}
-    for i, n in enumerate(graph.nodes):
-      if i in taken or n.kind != kind:
-        continue
-      if all(sorted(set(n.inputs.get(role, []))) == idx for role, idx in want.items()):
-        at[line.out] = i
-        taken.add(i)
-        break
-  return at
 
 
 def _labels(compiled: CompiledModel, graph, special, j: int) -> list[str]:
@@ -174,7 +150,7 @@ def _svg(program: ir.Program, graph, at, confidence) -> str:
     parts.append(f'<text x="{12 + COL_W * c}" y="22" font-size="12" font-weight="600" fill="#2d3748">{esc(title)}</text>')
   lines = program.by_name()
   for line in program.lines:  # edges first, under the boxes
-    roles = _ROLES.get(line.op, ("mlp",) * len(line.args))
+    roles = circuit.ROLES_OF_OP.get(line.op, ("mlp",) * len(line.args))
     x1, y1 = xy(line.out)
     for k, (role, arg) in enumerate(zip(roles, line.args)):
       x0, y0 = xy(arg)
@@ -233,13 +209,26 @@ def _verification(result, compiled: CompiledModel) -> str:
   return "\n".join(rows)
 
 
+def _circuit(c: circuit.Circuit | None) -> list[str]:
+  """The circuit as TransformerLens components (what `decompile --circuit` writes), one edge per row."""
+  if c is None:
+    return []
+  rows = "".join(f"<tr><td><code>{esc(c.auto_circuit(e))}</code></td><td>{esc(', '.join(e.carries))}</td>"
+                 f"<td><code>{esc(' -> '.join(c.tl_hook(e)))}</code></td></tr>" for e in c.edges)
+  sops = "; ".join(f"{esc(x.name)}: {esc(', '.join(x.sops))}" for x in c.components if x.layer >= 0 and x.sops)
+  exact = "exact (the program is proved)" if c.exact else "as the program implies it (not proved)"
+  return ["<h2>Circuit</h2>",
+          f'<p class="muted">{len(c.edges)} edges, {exact}. Components: {sops}.</p>',
+          f"<table><tr><th>edge</th><th>carries</th><th>TransformerLens hooks</th></tr>{rows}</table>"]
+
+
 def build(result, model, title: str = "Decompilation report") -> str:
   """The report page for a DecompileResult of `model` (anything decompile() accepts, or a CompiledModel)."""
   compiled = model if isinstance(model, CompiledModel) else reading.as_compiled(model)
   graph = weights.encode_model(compiled)
   _, special = nodes_lib.embedding_nodes(compiled.params, compiled.input_encoding, compiled.settings)
   program = result.program
-  at = match_lines(program, graph)
+  at = circuit.match_lines(program, graph)
   confidence = {name: result.line_confidence[j - 2] for name, j in at.items()
                 if j >= 2 and j - 2 < len(result.line_confidence)}
   s = compiled.settings
@@ -257,6 +246,7 @@ def build(result, model, title: str = "Decompilation report") -> str:
           + ", ".join(f'<span style="color:{c}">■</span> {r}' for r, c in _ROLE_COLOUR.items())
           + "; the output line has a green border. Click a node for its weights.</p>",
           f'<div class="graph">{_svg(program, graph, at, confidence)}</div>',
+          *_circuit(result.circuit),
           "<h2>Nodes and their weights</h2>"]
   for line in program.lines:
     j = at.get(line.out)

@@ -9,6 +9,7 @@ import pytest
 
 from tracr_decompiler import test_cases
 from tracr_decompiler.compiling import compiler
+from tracr_decompiler.decompiling import circuit
 from tracr_decompiler.decompiling.decompile import DecompileResult
 from tracr_decompiler.decompiling.verify import Verifier
 from tracr_decompiler.encoding import weights
@@ -23,7 +24,8 @@ def _result(model, program: ir.Program) -> DecompileResult:
   check = Verifier(model).check(program)
   return DecompileResult(program=program, source=source.to_source(program), line_confidence=[0.9] * len(program),
                          verified=check.verified, verification=check.describe(), candidates_tried=1, seconds=0.1,
-                         mode="nar", check=check, output_block="residual dims 3..7 (test)")
+                         mode="nar", check=check, output_block="residual dims 3..7 (test)",
+                         circuit=circuit.read_circuit(model, program, exact=check.status == "proved"))
 
 
 def _wrong(program: ir.Program) -> ir.Program:
@@ -39,7 +41,7 @@ def _wrong(program: ir.Program) -> ir.Program:
 def test_every_line_is_located_at_its_weight_node(name):
   program = ir.canonicalize(test_cases.PROGRAMS[name])
   graph = weights.encode_model(compiler.compile_program(program, SETTINGS))
-  at = decompilation.match_lines(program, graph)
+  at = circuit.match_lines(program, graph)
   assert all(line.out in at for line in program.lines)
   assert len({at[l.out] for l in program.lines}) == len(program)
 
@@ -73,6 +75,7 @@ def test_the_page_is_self_contained_and_shows_the_difference(pages):
   _, path = pages["sort_unique"]
   text = open(path).read()
   assert "proved" in text and 'alt="QK circuit' in text and 'alt="OV circuit' in text and "First input" not in text
+  assert "<h2>Circuit</h2>" in text and "exact (the program is proved)" in text and "hook_resid_post" in text
 
 
 def test_the_browser_draws_every_node_without_errors(pages):
