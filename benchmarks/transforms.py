@@ -19,8 +19,8 @@ names, a real `W_U`), and then transformed on the state dict, independently of t
   noise_1e-6, noise_1e-4   every tensor plus Gaussian noise of that size relative to its largest entry
   composed        residual_perm + mlp_units + heads + head_basis
 
-Whether a transform kept the function is decided by this file's own NumPy forward pass of the TransformerLens
-model (softmax attention scaled by 1/sqrt(d_head), ReLU MLPs, logits = residual W_U; argmax decoded by tracr's
+Whether a transform kept the function is decided by an independent NumPy forward pass of the TransformerLens
+model (`tl_testing.tl_outputs`) (softmax attention scaled by 1/sqrt(d_head), ReLU MLPs, logits = residual W_U; argmax decoded by tracr's
 output encoder), over all 3,905 inputs, against the untransformed export. Then `decompile(state_dict,
 input_encoder=..., output_encoder=...)` runs as a user's call; "right" means the decompiled program's RASP
 outputs equal that forward pass's on every input, "false verified" a verified or proved answer that is not
@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from tracr_decompiler import tl_testing
 from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs
 from tracr_decompiler.loading import tl_files
 from tracr_decompiler.decompiling.decompile import decompile
@@ -174,44 +175,6 @@ TRANSFORMS = {"none": lambda sd, rng: dict(sd), "output_order": output_order, "r
               "noise_1e-6": _noise(1e-6), "noise_1e-4": _noise(1e-4), "composed": composed}
 
 
-def forward(sd: dict, cfg: dict, ids: np.ndarray) -> np.ndarray:
-  """Logits [N, T, d_out] of the legacy TransformerLens model the state dict describes (float64)."""
-  x = sd["embed.W_E"][ids] + sd["pos_embed.W_pos"][: ids.shape[1]]
-  t = ids.shape[1]
-  for layer in range(cfg["n_layers"]):
-    b = f"blocks.{layer}."
-    q, k, v = (np.einsum("ntd,hdk->nthk", x, sd[b + f"attn.W_{n}"]) + sd[b + f"attn.b_{n}"] for n in "QKV")
-    scores = np.einsum("nqhk,nshk->nhqs", q, k) / np.sqrt(q.shape[-1])
-    if cfg["attention_dir"] == "causal":
-      scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
-    scores = np.exp(scores - scores.max(-1, keepdims=True))
-    pattern = scores / scores.sum(-1, keepdims=True)
-    z = np.einsum("nhqs,nshk->nqhk", pattern, v)
-    x = x + np.einsum("nqhk,hkd->nqd", z, sd[b + "attn.W_O"]) + sd[b + "attn.b_O"]
-    hidden = np.maximum(x @ sd[b + "mlp.W_in"] + sd[b + "mlp.b_in"], 0)
-    x = x + hidden @ sd[b + "mlp.W_out"] + sd[b + "mlp.b_out"]
-  return x @ sd["unembed.W_U"] + sd["unembed.b_U"]
-
-
-def model_outputs(sd, cfg, model, inputs) -> outputs.Outputs:
-  """What the TransformerLens model outputs, decoded as tracr decodes (argmax -> output encoder)."""
-  enc = model.input_encoder
-  out_enc = model.output_encoder
-  categorical = out_enc is not None and hasattr(out_enc, "encoding_map")
-  decoded, none = {}, {}
-  for n in inputs.index:
-    ids = np.array([[enc.encoding_map[enc.bos_token]] + [enc.encoding_map[x] for x in inputs.inputs[i]]
-                    for i in inputs.index[n]])
-    logits = forward(sd, cfg, ids)[:, 1:]
-    if categorical:
-      decoded[n], none[n] = logits.argmax(-1), logits.max(-1) < outputs.EMPTY
-    else:
-      decoded[n] = logits[..., 0]
-      none[n] = np.abs(decoded[n]) <= outputs.TOLERANCE
-  table = [v for v, _ in sorted(out_enc.encoding_map.items(), key=lambda kv: kv[1])] if categorical else []
-  return outputs.Outputs(categorical, table, decoded, none)
-
-
 def _same(a: outputs.Outputs, b: outputs.Outputs) -> bool:
   for n in a.decoded:
     if a.categorical:
@@ -226,7 +189,7 @@ def one(name: str, model, transform: str, rng, inputs, reference) -> dict:
   sd, cfg = tl_files.to_state_dict(model)
   sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
   changed = TRANSFORMS[transform](sd, rng)
-  expected = model_outputs(changed, cfg, model, inputs)
+  expected = tl_testing.tl_outputs(changed, cfg, model, inputs)
   rec: dict = {"program": name, "transform": transform, "preserved": _same(reference, expected)}
   start = time.perf_counter()
   try:
@@ -271,7 +234,7 @@ def main(argv=None) -> list[dict]:
   records = []
   for name, model in models.items():
     sd, tl_cfg = tl_files.to_state_dict(model)
-    reference = model_outputs({k: np.asarray(v, np.float64) for k, v in sd.items()}, tl_cfg, model, inputs)
+    reference = tl_testing.tl_outputs({k: np.asarray(v, np.float64) for k, v in sd.items()}, tl_cfg, model, inputs)
     for t in args.transforms.split(","):
       records.append(one(name, model, t, np.random.default_rng([args.seed, len(records)]), inputs, reference))
       print(json.dumps(records[-1]), file=sys.stderr, flush=True)

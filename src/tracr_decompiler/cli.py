@@ -305,7 +305,7 @@ def cmd_evaluate(args) -> None:
   from tracr_decompiler.dataset import reader
   _check_beam(args.beam, "nar")
   # Refused before hours of evaluation, not after.
-  files.check_outputs({"--report": args.report, "--circuit": args.circuit}, [args.data, args.checkpoint])
+  files.check_outputs({"--report": args.report}, [args.data, args.checkpoint])
   _one_thread(torch_too=True)  # evaluation decodes autoregressively too
   if args.lib:
     from tracr_decompiler.evaluation import lib_report

@@ -106,3 +106,55 @@ def bridge_by_our_export(model, folder):
   bridge = getattr(TransformerBridge, "boot_native")(cfg)  # attached at import: invisible to mypy
   bridge.load_state_dict(convert_tl_checkpoint(load_file(path), cfg), strict=True)
   return bridge
+
+
+def same_model(a, b) -> bool:
+  """Two CompiledModels read from one model the same way: settings, encodings, output block and every parameter
+  equal (so `decompile`, which is deterministic, gives both the same answer)."""
+  same_params = a.params.keys() == b.params.keys() and all(
+      a.params[m].keys() == b.params[m].keys() and all(np.array_equal(a.params[m][p], b.params[m][p]) for p in a.params[m])
+      for m in a.params)
+  return same_params and (a.settings, a.input_encoding, a.output_values, a.output_dims, a.categorical_output) == (
+      b.settings, b.input_encoding, b.output_values, b.output_dims, b.categorical_output)
+
+
+def tl_forward(sd: dict, cfg: dict, ids: np.ndarray) -> np.ndarray:
+  """Logits [N, T, d_out] of the legacy TransformerLens model a state dict describes, computed as TransformerLens
+  computes it (float64): embeddings, per layer softmax attention scaled by 1/sqrt(d_head) (causal masking by
+  cfg["attention_dir"]) then a ReLU MLP, both added to the residual stream, then W_U and b_U. Written apart from
+  loading/ and compiling/forward.py: the oracle the decompiler's own reading is checked against."""
+  x = sd["embed.W_E"][ids] + sd["pos_embed.W_pos"][: ids.shape[1]]
+  t = ids.shape[1]
+  for layer in range(cfg["n_layers"]):
+    b = f"blocks.{layer}."
+    q, k, v = (np.einsum("ntd,hdk->nthk", x, sd[b + f"attn.W_{n}"]) + sd[b + f"attn.b_{n}"] for n in "QKV")
+    scores = np.einsum("nqhk,nshk->nhqs", q, k) / np.sqrt(q.shape[-1])
+    if cfg["attention_dir"] == "causal":
+      scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
+    scores = np.exp(scores - scores.max(-1, keepdims=True))
+    pattern = scores / scores.sum(-1, keepdims=True)
+    z = np.einsum("nhqs,nshk->nqhk", pattern, v)
+    x = x + np.einsum("nqhk,hkd->nqd", z, sd[b + "attn.W_O"]) + sd[b + "attn.b_O"]
+    hidden = np.maximum(x @ sd[b + "mlp.W_in"] + sd[b + "mlp.b_in"], 0)
+    x = x + hidden @ sd[b + "mlp.W_out"] + sd[b + "mlp.b_out"]
+  return x @ sd["unembed.W_U"] + sd["unembed.b_U"]
+
+
+def tl_outputs(sd: dict, cfg: dict, model, inputs):
+  """What the TransformerLens model outputs on an InputSet, decoded as tracr decodes (argmax -> the output
+  encoder of the tracr `model` it came from; a numerical output is its one logit)."""
+  from tracr_decompiler.compiling import outputs
+  enc, out_enc = model.input_encoder, model.output_encoder
+  categorical = out_enc is not None and hasattr(out_enc, "encoding_map")
+  decoded, none = {}, {}
+  for n in inputs.index:
+    ids = np.array([[enc.encoding_map[enc.bos_token]] + [enc.encoding_map[x] for x in inputs.inputs[i]]
+                    for i in inputs.index[n]])
+    logits = tl_forward(sd, cfg, ids)[:, 1:]
+    if categorical:
+      decoded[n], none[n] = logits.argmax(-1), logits.max(-1) < outputs.EMPTY
+    else:
+      decoded[n] = logits[..., 0]
+      none[n] = np.abs(decoded[n]) <= outputs.TOLERANCE
+  table = [v for v, _ in sorted(out_enc.encoding_map.items(), key=lambda kv: kv[1])] if categorical else []
+  return outputs.Outputs(categorical, table, decoded, none)

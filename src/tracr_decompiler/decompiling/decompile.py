@@ -22,7 +22,8 @@ from tracr_decompiler.loading import reading as reading_lib
 from tracr_decompiler.decompiling import circuit as circuit_lib, read_functions
 from tracr_decompiler.decompiling.verify import Check, Verifier
 from tracr_decompiler.encoding import weights
-from tracr_decompiler.errors import TracrDecompilerError
+from tracr_decompiler import limits
+from tracr_decompiler.errors import TracrDecompilerError, UsageError
 from tracr_decompiler.program import ir, registry, source
 from tracr_decompiler.model import decode, numpy_nar, release
 from tracr_decompiler.model.config import ModelConfig
@@ -148,13 +149,15 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     DecompileError: if the weights are not a Tracr model this decompiler can read.
   """
   start = time.time()
+  if mode not in ("nar", "ar"):
+    raise UsageError(f"mode must be 'nar' or 'ar', got {mode!r}")
+  if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= limits.MAX_BEAM:
+    raise UsageError(f"beam must be an integer in 1..{limits.MAX_BEAM}, got {beam!r}")
   compiled = reading_lib.as_compiled(model, **reading)
   try:
     graph = weights.encode_model(compiled)
   except weights.NotTracrError as e:
     raise DecompileError(f"not a Tracr-compiled model: {e}") from None
-  if mode not in ("nar", "ar"):
-    raise ValueError(f"mode must be 'nar' or 'ar', got {mode!r}")
   cfg, trained_on = _config(checkpoint_path)
   s = len(graph.nodes)
   if s > cfg.max_nodes:

@@ -61,12 +61,12 @@ def _check(cond: bool, message: str) -> None:
     raise ModelFileError(message)
 
 
-def _int(x, lo: int, hi: int) -> bool:
+def is_int(x, lo: int, hi: int) -> bool:
   """A JSON integer (not a bool or a float such as 5.0 or 1e309) within [lo, hi]."""
   return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
 
 
-def _token(x) -> bool:
+def is_token(x) -> bool:
   """A vocabulary token: an integer, a finite float or a short string (no lists, dicts, bools, null)."""
   if isinstance(x, bool):
     return False
@@ -87,13 +87,13 @@ def _settings(path: str, d) -> None:
   _check(set(d) <= _SETTING_KEYS and {"vocab", "max_seq_len"} <= set(d),
          f"{path}: metadata 'settings' has keys {sorted(map(str, d))[:8]}, expected {sorted(_SETTING_KEYS)}")
   vocab = d["vocab"]
-  _check(isinstance(vocab, list) and 0 < len(vocab) <= limits.MAX_VOCAB and all(map(_token, vocab)),
+  _check(isinstance(vocab, list) and 0 < len(vocab) <= limits.MAX_VOCAB and all(map(is_token, vocab)),
          f"{path}: vocab must be a list of 1..{limits.MAX_VOCAB} numbers or short strings")
   _check(len({(type(t) is str, t) for t in vocab}) == len(vocab), f"{path}: vocab lists a token twice")
-  _check(_int(d["max_seq_len"], 1, limits.MAX_SEQ_LEN), f"{path}: max_seq_len must be an integer in 1..{limits.MAX_SEQ_LEN}")
+  _check(is_int(d["max_seq_len"], 1, limits.MAX_SEQ_LEN), f"{path}: max_seq_len must be an integer in 1..{limits.MAX_SEQ_LEN}")
   for key in ("compiler_bos", "compiler_pad"):
-    _check(key not in d or (isinstance(d[key], str) and _token(d[key])), f"{path}: {key} must be a short string")
-  _check(_int(d.get("mlp_exactness", 100), 1, 10 ** 6), f"{path}: mlp_exactness must be an integer in 1..1000000")
+    _check(key not in d or (isinstance(d[key], str) and is_token(d[key])), f"{path}: {key} must be a short string")
+  _check(is_int(d.get("mlp_exactness", 100), 1, 10 ** 6), f"{path}: mlp_exactness must be an integer in 1..1000000")
   _check(isinstance(d.get("causal", False), bool), f"{path}: causal must be true or false")
   specials = [d.get("compiler_bos", "compiler_bos"), d.get("compiler_pad", "compiler_pad")]
   _check(specials[0] != specials[1] and not set(specials) & set(vocab),
@@ -141,9 +141,9 @@ def _metadata(path: str, metadata: dict) -> tuple[dict, dict]:
   _check(not missing, f"{path}: metadata lacks {sorted(missing)}")
   _settings(path, meta["settings"])
   vocab, max_seq_len = meta["settings"]["vocab"], meta["settings"]["max_seq_len"]
-  _check(_int(meta["num_layers"], 1, limits.MAX_LAYERS), f"{path}: num_layers must be an integer in 1..{limits.MAX_LAYERS}")
-  _check(_int(meta["num_heads"], 1, limits.MAX_HEADS), f"{path}: num_heads must be an integer in 1..{limits.MAX_HEADS}")
-  _check(_int(meta["key_size"], 1, limits.MAX_KEY_SIZE), f"{path}: key_size must be an integer in 1..{limits.MAX_KEY_SIZE}")
+  _check(is_int(meta["num_layers"], 1, limits.MAX_LAYERS), f"{path}: num_layers must be an integer in 1..{limits.MAX_LAYERS}")
+  _check(is_int(meta["num_heads"], 1, limits.MAX_HEADS), f"{path}: num_heads must be an integer in 1..{limits.MAX_HEADS}")
+  _check(is_int(meta["key_size"], 1, limits.MAX_KEY_SIZE), f"{path}: key_size must be an integer in 1..{limits.MAX_KEY_SIZE}")
   _check(meta["num_heads"] * meta["key_size"] <= limits.MAX_RESIDUAL, f"{path}: num_heads * key_size is implausibly large")
   labels = meta["residual_labels"]
   _check(isinstance(labels, list) and 0 < len(labels) <= limits.MAX_RESIDUAL
@@ -153,7 +153,7 @@ def _metadata(path: str, metadata: dict) -> tuple[dict, dict]:
   pairs = meta["input_encoding"]
   tokens = set(vocab) | {meta["settings"].get("compiler_bos", "compiler_bos"),
                          meta["settings"].get("compiler_pad", "compiler_pad")}
-  _check(isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and _token(p[0]) and _int(p[1], 0, 10 ** 6)
+  _check(isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and is_token(p[0]) and is_int(p[1], 0, 10 ** 6)
                                          for p in pairs), f"{path}: input_encoding must be a list of [token, row] pairs")
   encoding = {t: i for t, i in pairs}
   _check(len(encoding) == len(pairs) == len(tokens) and set(encoding) == tokens
@@ -161,7 +161,7 @@ def _metadata(path: str, metadata: dict) -> tuple[dict, dict]:
          f"{path}: input_encoding does not map the vocab, BOS and PAD to rows 0..{len(tokens) - 1}")
   _check(d >= len(pairs) + max_seq_len, f"{path}: residual_labels are fewer than the token and index dimensions")
   dims = meta["output_dims"]
-  _check(isinstance(dims, list) and 0 < len(dims) and all(_int(x, 0, d - 1) for x in dims) and len(set(dims)) == len(dims),
+  _check(isinstance(dims, list) and 0 < len(dims) and all(is_int(x, 0, d - 1) for x in dims) and len(set(dims)) == len(dims),
          f"{path}: output_dims must be distinct residual dimensions in 0..{d - 1}")
   categorical, values = meta["categorical_output"], meta["output_values"]
   _check(isinstance(categorical, bool), f"{path}: categorical_output must be true or false")

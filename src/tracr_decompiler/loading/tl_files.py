@@ -37,7 +37,7 @@ def settings_path_for(path: str | os.PathLike) -> str:
 
 
 def _token_list(x) -> bool:
-  return isinstance(x, list) and all(map(model_io._token, x))  # pylint: disable=protected-access
+  return isinstance(x, list) and all(map(model_io.is_token, x))
 
 
 def reading_from_json(d, where: str) -> transformerlens.Reading:
@@ -58,22 +58,22 @@ def reading_from_json(d, where: str) -> transformerlens.Reading:
                           and len({(type(t) is str, t) for t in vocab}) == len(vocab)),
         f"vocab must be a list of 1..{limits.MAX_VOCAB} distinct numbers or short strings")
   for key in ("bos", "pad"):
-    check(key not in d or model_io._token(d[key]), f"{key} must be a number or a short string")  # pylint: disable=protected-access
+    check(key not in d or model_io.is_token(d[key]), f"{key} must be a number or a short string")
   pairs = d.get("input_encoding")
   check(pairs is None or (isinstance(pairs, list) and len(pairs) <= limits.MAX_VOCAB + 2 and all(
-      isinstance(p, list) and len(p) == 2 and model_io._token(p[0]) and model_io._int(p[1], 0, limits.MAX_VOCAB + 1)  # pylint: disable=protected-access
+      isinstance(p, list) and len(p) == 2 and model_io.is_token(p[0]) and model_io.is_int(p[1], 0, limits.MAX_VOCAB + 1)
       for p in pairs)), "input_encoding must be a list of [token, row] pairs")
   check(pairs is None or len({p[0] for p in pairs}) == len(pairs), "input_encoding lists a token twice")
-  check(d.get("max_seq_len") is None or model_io._int(d["max_seq_len"], 1, limits.MAX_SEQ_LEN),  # pylint: disable=protected-access
+  check(d.get("max_seq_len") is None or model_io.is_int(d["max_seq_len"], 1, limits.MAX_SEQ_LEN),
         f"max_seq_len must be an integer in 1..{limits.MAX_SEQ_LEN}")
   check(isinstance(d.get("causal", False), bool), "causal must be true or false")
   check(d.get("output") in (None, "categorical", "numerical"), "output must be 'categorical' or 'numerical'")
   values = d.get("output_values")
   check(values is None or (isinstance(values, list) and len(values) <= limits.MAX_RESIDUAL
-                           and all(model_io._token(v) or isinstance(v, bool) for v in values)),  # pylint: disable=protected-access
+                           and all(model_io.is_token(v) or isinstance(v, bool) for v in values)),
         "output_values must be a list of numbers, booleans or short strings")
-  check(d.get("n_heads") is None or model_io._int(d["n_heads"], 1, limits.MAX_HEADS), "n_heads out of range")  # pylint: disable=protected-access
-  check(d.get("mlp_exactness") is None or model_io._int(d["mlp_exactness"], 1, 10 ** 6), "mlp_exactness out of range")  # pylint: disable=protected-access
+  check(d.get("n_heads") is None or model_io.is_int(d["n_heads"], 1, limits.MAX_HEADS), "n_heads out of range")
+  check(d.get("mlp_exactness") is None or model_io.is_int(d["mlp_exactness"], 1, 10 ** 6), "mlp_exactness out of range")
   given = transformerlens.Reading(vocab=tuple(vocab) if vocab else None, bos=d.get("bos"), pad=d.get("pad"),
                   input_encoding={p[0]: p[1] for p in pairs} if pairs is not None else None,
                   max_seq_len=d.get("max_seq_len"), causal=d.get("causal"), output_kind=d.get("output"),

@@ -25,7 +25,7 @@ import numpy as np
 
 from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
 from tracr_decompiler.errors import UsageError
-from tracr_decompiler.loading import frame, tl_layouts, tl_output
+from tracr_decompiler.loading import frame, model_io, tl_layouts, tl_output
 from tracr_decompiler.loading.model_io import ModelFileError
 
 
@@ -117,6 +117,11 @@ def reading_from_config(cfg) -> Reading:
 
 
 def _input_encoding(r: Reading, rows: int, where: str) -> tuple[dict, Any, Any, tuple]:
+  tokens = list(r.vocab or ()) + list(r.input_encoding or ()) + [r.bos, r.pad]
+  bad = next((t for t in tokens if t is not None and not model_io.is_token(t)), None)
+  if bad is not None:
+    raise UsageError(f"{where}: tokens (vocab, bos, pad, input_encoding) must be numbers or short strings, "
+                     f"got {str(bad)[:40]!r}")
   if r.input_encoding is not None:
     encoding = dict(r.input_encoding)
     bos = r.bos if r.bos is not None else "compiler_bos"

@@ -257,3 +257,40 @@ def test_an_aliased_layer_name_is_refused_by_name_and_never_overwrites_the_real_
 def test_a_name_with_a_trailing_newline_is_not_the_name():
   assert tl_layouts.template("legacy", "blocks.0.attn.W_Q\n") is None
   assert tl_layouts.template("legacy", "blocks.0.attn.W_Q") == ("blocks.{l}.attn.W_Q", 0)
+
+
+class _Returns:
+  """A model-like object whose state_dict() returns what it was given, with a config."""
+
+  def __init__(self, sd, n_heads=1):
+    self._sd = sd
+    self.cfg = {"n_heads": n_heads, "n_ctx": 6, "attention_dir": "bidirectional"}
+
+  def state_dict(self):
+    return self._sd
+
+
+@pytest.mark.parametrize("case", ["unhashable vocab", "n_heads '1'", "state_dict() a list", "state_dict() None",
+                                  "object tensor", "ragged tensor", "mode", "beam 0", "unknown setting",
+                                  "encoder without a map"])
+def test_everything_a_caller_can_pass_wrong_is_one_tracr_decompiler_error(lib_models, case):
+  """The API's one error class: a TracrDecompilerError naming the argument, never a plain TypeError/ValueError."""
+  from tracr_decompiler import decompile
+  model = lib_models["make_hist"]
+  sd, _ = tl_files.to_state_dict(model)
+  enc = {"input_encoder": model.input_encoder, "output_encoder": model.output_encoder}
+  call = {
+      "unhashable vocab": lambda: decompile(sd, vocab=[[0], [1]], bos="BOS"),
+      "n_heads '1'": lambda: decompile(_Returns(sd, n_heads="1"), **enc),
+      "state_dict() a list": lambda: decompile(_Returns(list(sd.items())), **enc),
+      "state_dict() None": lambda: decompile(_Returns(None), **enc),
+      "object tensor": lambda: decompile({**sd, "embed.W_E": np.full(sd["embed.W_E"].shape, "x", dtype=object)}, **enc),
+      "ragged tensor": lambda: decompile({**sd, "blocks.0.mlp.b_in": [[1.0], [1.0, 2.0]]}, **enc),
+      "mode": lambda: decompile(model, mode="fast"),
+      "beam 0": lambda: decompile(model, beam=0),
+      "unknown setting": lambda: decompile(sd, colour="red", **enc),
+      "encoder without a map": lambda: decompile(sd, input_encoder=object()),
+  }[case]
+  with pytest.raises(TracrDecompilerError) as caught:
+    call()
+  assert "\n" not in str(caught.value)
