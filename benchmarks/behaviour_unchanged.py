@@ -28,7 +28,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHILD = r'''
 import json, sys, pathlib
 from tracr_decompiler.compiling import compiler
-from tracr_decompiler.loading import model_io
+try:
+  from tracr_decompiler.loading import model_io
+except ImportError:  # revisions before the loading/ stage
+  from tracr_decompiler.compiling import model_io
 from tracr_decompiler.decompiling.decompile import decompile, DecompileError
 from tracr_decompiler.evaluation import lib_report
 import torch

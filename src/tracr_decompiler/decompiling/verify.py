@@ -7,9 +7,14 @@ the file means). A candidate's RASP outputs, evaluated causally for a causal
 model, must equal the model's at every position of every input tried
 (compiling/outputs.py). Two extra checks:
 
-  reading    for a tracr model, our NumPy reading of its weights must reproduce
-             its own outputs on the same inputs; if it does not, what we read is
-             not what runs, and nothing is verified;
+  reading    for a tracr model, every input is run through its own parameters by
+             our NumPy forward pass (milliseconds), and that reading must
+             reproduce the model's own (JAX) forward pass on a cross-check
+             sample: up to CROSS_CHECK inputs of the longest length, which
+             exercise every position and mask, in one compile instead of one
+             per length (seconds). If it does not, what we read is not what
+             runs, and nothing is verified; the check says how much was
+             cross-checked;
   weights    recompiling the candidate with the model's settings gives the same
              parameters up to renaming (identity.py): the model *is* the
              candidate's compile, a proof that does not depend on how many
@@ -49,6 +54,7 @@ class Check:
   exhaustive: bool
   weights_identical: bool | None  # None: not checked
   reason: str = ""
+  cross_checked: str = ""  # a tracr model: how much its own forward pass confirmed our reading of it
 
   @property
   def functional(self) -> bool:
@@ -70,6 +76,8 @@ class Check:
       text += "; recompiles to identical weights (up to renaming)"
     elif self.status == "sampled":
       text += " (not exhaustive, weights not identical: not a proof)"
+    if self.cross_checked:
+      text += f" ({self.cross_checked})"
     return text
 
 
@@ -88,6 +96,17 @@ def _agree(a: outputs.Outputs, b: outputs.Outputs) -> tuple[int, int]:
   return positions, bad
 
 
+CROSS_CHECK = 1024  # inputs of the longest length run through a tracr model's own forward pass
+
+
+def cross_check_inputs(inputs: inputs_lib.InputSet, seed: int = 0) -> inputs_lib.InputSet:
+  """Up to CROSS_CHECK inputs of the longest length (all of them when there are fewer): one shape, one compile."""
+  rows = [inputs.inputs[i] for i in inputs.index[max(inputs.index)]]
+  if len(rows) > CROSS_CHECK:
+    rows = [rows[i] for i in sorted(np.random.default_rng(seed).choice(len(rows), CROSS_CHECK, replace=False))]
+  return inputs_lib.from_inputs(rows, exhaustive=False)
+
+
 class Verifier:
   """Runs the given model once, then checks any number of candidates against it."""
 
@@ -96,29 +115,34 @@ class Verifier:
     s = self.compiled.settings
     self.inputs = inputs_lib.input_set(s.vocab, s.max_seq_len, seed)
     self.untrusted = ""
+    self.cross_checked = ""  # for a tracr model: what its own forward pass confirmed, in words
     self._canonical_form: dict[str, np.ndarray] | None = None
     self._canonical_tried = False
-    if tracr_model.is_tracr_model(model):
-      self.expected = outputs.tracr_outputs(model, self.inputs, self.compiled.output_dims)
-      self.untrusted = self._cross_check()
-    else:
+    try:
       self.expected = outputs.model_outputs(self.compiled, self.inputs)
+    except (ValueError, IndexError, KeyError) as e:
+      self.untrusted = f"our reading of the weights cannot run ({e})"
+      self.expected = outputs.Outputs(False, [], {}, {})
+      return
+    if tracr_model.is_tracr_model(model):
+      self.untrusted = self._cross_check(model, seed)
 
-  def _cross_check(self) -> str:
-    """Why our reading of a tracr model cannot be trusted ("" when it can)."""
+  def _cross_check(self, model, seed: int) -> str:
+    """Why our reading of a tracr model cannot be trusted ("" when it can), from its own forward pass."""
     if not self.compiled.output_dims:
       return "the output SOp's block could not be found in the residual stream"
-    try:
-      ours = outputs.model_outputs(self.compiled, self.inputs)
-    except (ValueError, IndexError, KeyError) as e:
-      return f"our reading of the weights cannot run ({e})"
-    if self.expected.categorical and [outputs.evaluate.value_key(v) for v in ours.table] != [
-        outputs.evaluate.value_key(v) for v in self.expected.table[:len(ours.table)]]:
+    sample = cross_check_inputs(self.inputs, seed)
+    theirs = outputs.tracr_outputs(model, sample, self.compiled.output_dims)
+    ours = outputs.model_outputs(self.compiled, sample)
+    if theirs.categorical and [outputs.evaluate.value_key(v) for v in ours.table] != [
+        outputs.evaluate.value_key(v) for v in theirs.table[:len(ours.table)]]:
       return "the output encoder's values do not match the output block"
-    positions, bad = _agree(ours, self.expected)
+    positions, bad = _agree(ours, theirs)
     if bad:
       return (f"our reading of the weights disagrees with the model's own forward pass at {bad} of "
               f"{positions} output positions")
+    self.cross_checked = (f"the model's own forward pass agreed with its weights as read on "
+                          f"{len(sample)} inputs of length {max(sample.index)}")
     return ""
 
   def check(self, program: ir.Program, weights_check: bool = True) -> Check:
@@ -133,7 +157,7 @@ class Verifier:
       status = "proved"
     else:
       status = "verified" if self.inputs.exhaustive else "sampled"
-    return Check(status, cmp, len(self.inputs), self.inputs.exhaustive, ident, self.untrusted)
+    return Check(status, cmp, len(self.inputs), self.inputs.exhaustive, ident, self.untrusted, self.cross_checked)
 
   def weights_identical(self, program: ir.Program) -> bool:
     """Recompiled with the model's settings (either usual mlp_exactness), identical up to renaming?"""
