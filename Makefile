@@ -16,7 +16,7 @@ demo: $(STAMP)  ## decompile tracr lib programs and fresh random programs with t
 	$(BIN)/python -m tracr_decompiler.demo
 
 test: typecheck  ## the type checker, then the whole test suite
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=20
 
 typecheck: $(STAMP)  ## mypy on src/ (settings in pyproject.toml's [tool.mypy])
 	$(BIN)/mypy
