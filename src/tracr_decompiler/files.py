@@ -264,7 +264,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> str:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> str:
   def write(tmp: str) -> None:
-    with open(tmp, "w", encoding="utf-8") as f:
+    # A lone surrogate (a token read from JSON) cannot be UTF-8: it is written as its \ud800 escape.
+    with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
       f.write(text)
   return atomic_write(path, write)
 

@@ -173,6 +173,32 @@ def test_an_output_never_destroys_an_input_and_is_refused_before_any_work(tmp_pa
   assert not (tmp_path / "n.safetensors").exists()
 
 
+@pytest.mark.parametrize("case", ["settings vocab", "settings input_encoding", "--vocab flag"])
+def test_settings_that_disagree_with_each_other_are_one_clean_line(tmp_path, capsys, case):
+  model = _tl_export(tmp_path, capsys)
+  doc = json.loads((tmp_path / "m.json").read_text())
+  if case == "settings vocab":
+    doc["vocab"] = doc["vocab"][:-1] + [99]
+  elif case == "settings input_encoding":
+    doc["input_encoding"] = [[t + 10 if isinstance(t, int) else t, i] for t, i in doc["input_encoding"]]
+  (tmp_path / "m.json").write_text(json.dumps(doc))
+  flags = ["--vocab", "0,1,2,3,7"] if case == "--vocab flag" else []
+  code, err = _cli(capsys, "decompile", model, "--no-verify", *flags)
+  _assert_one_line(code, err, "is not the input encoding's tokens")
+
+
+def test_a_lone_surrogate_token_still_gets_its_report(tmp_path, capsys):
+  model = _tl_export(tmp_path, capsys)
+  doc = json.loads((tmp_path / "m.json").read_text())
+  first = doc["vocab"][0]
+  doc["vocab"] = ["\ud800" if t == first else t for t in doc["vocab"]]
+  doc["input_encoding"] = [["\ud800" if t == first else t, i] for t, i in doc["input_encoding"]]
+  (tmp_path / "m.json").write_text(json.dumps(doc))
+  code, err = _cli(capsys, "decompile", model, "--no-verify", "--report", tmp_path / "r.html")
+  assert code == 0, err
+  assert "\\ud800" in (tmp_path / "r.html").read_text()
+
+
 def test_a_legal_long_name_gives_a_legal_temporary_name(tmp_path):
   name = "r" * 245 + ".html"  # 250 bytes: legal; the temporary name once passed 255 bytes
   assert files.atomic_write_text(tmp_path / name, "x") == str(tmp_path / name)

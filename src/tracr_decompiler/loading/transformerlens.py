@@ -128,6 +128,9 @@ def _input_encoding(r: Reading, rows: int, where: str) -> tuple[dict, Any, Any, 
     pad = r.pad if r.pad is not None else "compiler_pad"
     vocab = r.vocab or tuple(sorted((t for t in encoding if t not in (bos, pad)),
                                     key=lambda t: (type(t).__name__, t)))
+    if set(vocab) | {bos, pad} != set(encoding):
+      raise UsageError(f"{where}: the vocabulary {list(vocab)[:8]} (with BOS {bos!r} and PAD {pad!r}) is not the "
+                       f"input encoding's tokens {list(encoding)[:10]}: give one, or make them agree")
   else:
     if not r.vocab:
       raise UsageError(f"{where}: the vocabulary is not in the weights; give it (--vocab, settings 'vocab', "

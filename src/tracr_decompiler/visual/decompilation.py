@@ -37,7 +37,12 @@ BOX_W, BOX_H, COL_W, ROW_H = 204, 58, 240, 76
 
 
 def _labels(compiled: CompiledModel, graph, special, j: int) -> list[str]:
-  """Value labels of node j's block, from what is known (tokens, indices, residual labels, the output)."""
+  """Value labels of node j's block, from what is known (tokens, indices, residual labels, the output); text
+  that is not UTF-8 (a lone surrogate read from JSON) as its escape, so the picture can be drawn."""
+  return [x.encode("utf-8", "backslashreplace").decode("utf-8") for x in _raw_labels(compiled, graph, special, j)]
+
+
+def _raw_labels(compiled: CompiledModel, graph, special, j: int) -> list[str]:
   n = graph.nodes[j]
   if n.kind == "tokens":
     return [str(t) for t in special["token_values"]]
