@@ -137,3 +137,13 @@ def test_a_climbing_import_is_caught():
   fake = {f"{NAME}.compiling.x": (set(), {f"{NAME}.loading.reading"}), f"{NAME}.loading.reading": (set(), set())}
   with pytest.raises(AssertionError, match="compiling.x -> tracr_decompiler.loading.reading"):
     test_one_package_order_with_no_import_climbing_it(fake)
+
+
+def test_the_compiled_types_are_a_tracr_free_leaf():
+  """CompiledModel and CompileSettings (compiling/compiled.py) import neither tracr nor JAX: reading a model file
+  or a dataset row needs only NumPy."""
+  tree = ast.parse((PACKAGE / "compiling" / "compiled.py").read_text())
+  imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
+      {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+  assert not {m for m in imported if m.split(".")[0] in ("tracr", "jax", "haiku", "torch")}, imported
+  assert {m for m in imported if m.startswith(NAME)} <= {f"{NAME}.errors"}, imported

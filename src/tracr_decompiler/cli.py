@@ -98,7 +98,7 @@ def _workers(requested: int, shards: int) -> int:
 
 def _settings_section() -> Section:
   """The compile settings a command exposes; their help is here because compiling/ is below the CLI."""
-  from tracr_decompiler.compiling.compiler import CompileSettings
+  from tracr_decompiler.compiling.compiled import CompileSettings
   return Section(CompileSettings, {
       "vocab": Flag(type=_vocab, help="comma-separated input tokens"),
       "max_seq_len": Flag(type=_int_in(1, limits.MAX_SEQ_LEN), help=f"longest input (1..{limits.MAX_SEQ_LEN})"),
@@ -132,7 +132,7 @@ def _generate_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_generate(args) -> None:
-  from tracr_decompiler.compiling.compiler import CompileSettings
+  from tracr_decompiler.compiling.compiled import CompileSettings
   from tracr_decompiler.dataset import writer
   from tracr_decompiler.generation.config import GenerationConfig
   ds, gen, compile_settings = cli_config.resolve(args, args.sections)
@@ -151,7 +151,7 @@ def cmd_generate(args) -> None:
 def cmd_sample(args) -> None:
   """Prints a few random programs with their compiled layer layout."""
   import numpy as np
-  from tracr_decompiler.compiling.compiler import CompileSettings
+  from tracr_decompiler.compiling.compiled import CompileSettings
   from tracr_decompiler.generation import sampler
   from tracr_decompiler.generation.config import GenerationConfig
   from tracr_decompiler.program import source

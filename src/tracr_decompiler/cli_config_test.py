@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tracr_decompiler import cli, cli_config
-from tracr_decompiler.compiling.compiler import CompileSettings
+from tracr_decompiler.compiling.compiled import CompileSettings
 from tracr_decompiler.dataset.config import DatasetConfig
 from tracr_decompiler.generation.config import GenerationConfig
 from tracr_decompiler.model.config import ModelConfig

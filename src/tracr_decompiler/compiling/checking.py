@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracr_decompiler.compiling import forward
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.program import evaluate
 from tracr_decompiler.program.values import Values
 

@@ -24,62 +24,11 @@ from tracr.rasp import rasp
 
 from tracr_decompiler import limits
 from tracr_decompiler.compiling import layout
+# The types this compiler returns live in a tracr-free leaf, so reading a model file never imports tracr.
+from tracr_decompiler.compiling.compiled import (COMPILER_BOS, COMPILER_PAD, CompiledModel, CompileError,
+                                                 CompileSettings)
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, to_rasp as to_rasp_lib
-
-COMPILER_BOS = "compiler_bos"
-COMPILER_PAD = "compiler_pad"
-
-
-class CompileError(TracrDecompilerError, ValueError):
-  """tracr cannot compile the program (its reasons joined in the message)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CompileSettings:
-  vocab: tuple = (0, 1, 2, 3, 4)
-  max_seq_len: int = 5
-  compiler_bos: str = COMPILER_BOS
-  compiler_pad: str = COMPILER_PAD
-  mlp_exactness: int = 100
-  causal: bool = False  # attention masked to keys <= query (weights are the same; outputs differ)
-
-  def __post_init__(self):
-    if self.max_seq_len < 1:
-      raise ValueError("max_seq_len must be at least 1")
-    if not self.vocab:
-      raise ValueError("vocab must not be empty")
-    if self.compiler_bos in self.vocab or self.compiler_pad in self.vocab:
-      raise ValueError("compiler_bos/compiler_pad must not be in the vocab")
-
-  def to_json(self) -> dict:
-    return {**dataclasses.asdict(self), "vocab": list(self.vocab)}
-
-  @classmethod
-  def from_json(cls, d: dict) -> "CompileSettings":
-    return cls(**{"causal": False, **d, "vocab": tuple(d["vocab"])})  # files before `causal` were not causal
-
-
-@dataclasses.dataclass
-class CompiledModel:
-  """What a Tracr compile produces, as plain NumPy (no JAX objects).
-
-  params: tracr's layout, e.g. params["transformer/layer_0/attn/query"]["w"] [D, H*K].
-  """
-  params: dict[str, dict[str, np.ndarray]]
-  settings: CompileSettings
-  num_heads: int
-  num_layers: int
-  key_size: int
-  residual_labels: list[str]  # for analysis only; never a decompiler input
-  input_encoding: dict  # token -> row of token_embed (BOS and PAD included)
-  output_values: list  # categorical: value of each output dim; numerical: []
-  output_dims: list[int]  # residual dims the output SOp occupies
-  categorical_output: bool
-  # label -> (layer, "attn"|"mlp"): where each SOp's computation sits.
-  allocation: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
-  output_name: str = ""  # the output SOp's residual label (where it was found), for messages only
-
 
 def _project(src: bases.VectorSpaceWithBasis, dst: bases.VectorSpaceWithBasis) -> np.ndarray:
   return vectorspace_fns.project(src, dst).matrix

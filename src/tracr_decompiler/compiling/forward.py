@@ -14,7 +14,7 @@ import numpy as np
 
 from tracr_decompiler import short_axis
 from tracr_decompiler.compiling import layout
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.program import evaluate
 
 

@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 
 from tracr_decompiler.compiling import forward
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.compiling.inputs import InputSet
 from tracr_decompiler.program import evaluate, ir
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from tracr_decompiler import limits
 from tracr_decompiler.compiling import layout
-from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
+from tracr_decompiler.compiling.compiled import CompiledModel, CompileSettings
 from tracr_decompiler.errors import TracrDecompilerError
 from tracr_decompiler.program import ir, source, to_rasp
 

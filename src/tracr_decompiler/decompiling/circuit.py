@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from tracr_decompiler.compiling import layout
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.encoding import nodes as nodes_lib, weights
 from tracr_decompiler.program import ir
 

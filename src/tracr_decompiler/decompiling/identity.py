@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracr_decompiler.compiling import layout
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.program import evaluate
 

@@ -2,7 +2,7 @@
 
 import types
 
-from tracr_decompiler.compiling.compiler import CompileSettings
+from tracr_decompiler.compiling.compiled import CompileSettings
 from tracr_decompiler.decompiling.decompile import outside_training
 from tracr_decompiler.encoding import weights
 

@@ -41,7 +41,7 @@ import numpy as np
 from tracr.compiler import basis_inference, nodes as tracr_nodes, rasp_to_graph
 from tracr.craft import bases
 
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.encoding import readers
 from tracr_decompiler.encoding.weights import WeightGraph
 from tracr_decompiler.program import ir, registry, tables, to_rasp

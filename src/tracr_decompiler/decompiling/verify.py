@@ -38,7 +38,7 @@ import numpy as np
 
 from tracr_decompiler.compiling import compiler, inputs as inputs_lib, outputs
 from tracr_decompiler.loading import reading, tracr_model
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.decompiling import identity
 from tracr_decompiler.encoding import weights
 from tracr_decompiler.program import ir

@@ -29,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from tracr_decompiler.compiling import layout
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.encoding import nodes as nodes_lib, weights
 from tracr_decompiler.encoding.weights import WeightGraph
 

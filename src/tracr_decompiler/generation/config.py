@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tracr_decompiler.cli_config import setting
-from tracr_decompiler.compiling.compiler import CompileSettings
+from tracr_decompiler.compiling.compiled import CompileSettings
 from tracr_decompiler.program import ops
 
 # Relative draw frequencies. Tuned so the *accepted* op mix matches the

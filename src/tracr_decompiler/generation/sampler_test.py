@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tracr_decompiler.compiling import checking
-from tracr_decompiler.compiling.compiler import CompileSettings
+from tracr_decompiler.compiling.compiled import CompileSettings
 from tracr_decompiler.generation import heldout, sampler
 from tracr_decompiler.generation.config import GenerationConfig
 from tracr_decompiler.program import evaluate, source

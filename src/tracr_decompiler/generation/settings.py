@@ -23,7 +23,7 @@ import string
 
 import numpy as np
 
-from tracr_decompiler.compiling.compiler import CompileSettings
+from tracr_decompiler.compiling.compiled import CompileSettings
 
 VOCAB_SIZES = (2, 16)
 MAX_SEQ_LENS = (2, 12)

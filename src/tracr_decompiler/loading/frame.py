@@ -26,14 +26,11 @@ fails, erring towards "not proved".
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tracr_decompiler.compiling import layout
-
-if TYPE_CHECKING:  # compiler.py imports tracr's compiler; reading a file must not wait for it
-  from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 
 # Which side of the residual stream each parameter touches: writers' last axis, readers' first.
 _WRITERS = ("linear", "linear_2")

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tracr_decompiler import files, limits
 from tracr_decompiler.compiling import layout
+from tracr_decompiler.compiling.compiled import CompiledModel, CompileSettings
 from tracr_decompiler.loading import frame
 from tracr_decompiler.errors import FileError
 
-if TYPE_CHECKING:  # compiler.py imports tracr (seconds); a bad file is refused before that import
-  from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
 
 FORMAT_VERSION = 1
 META_KEY = "tracr_decompiler"
@@ -101,7 +99,6 @@ def _settings(path: str, d) -> None:
 
 
 def _compile_settings(path: str, d: dict) -> CompileSettings:
-  from tracr_decompiler.compiling.compiler import CompileSettings
   try:
     return CompileSettings.from_json(d)
   except (TypeError, ValueError) as e:
@@ -219,7 +216,6 @@ def load_model(path: str) -> CompiledModel:
     module, p = name.rsplit("/", 1)
     if p == "b" and p not in params[module]:
       params[module]["b"] = np.zeros(shape, np.float32)
-  from tracr_decompiler.compiling.compiler import CompiledModel
   settings = _compile_settings(path, meta["settings"])
   # output_dims lists the output block in value order; the readers expect it (and tracr's other blocks) in dim
   # order: a file that orders them otherwise is moved into tracr's frame, computing the same function.

@@ -13,7 +13,7 @@ import dataclasses
 import os
 from typing import Literal
 
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.errors import UsageError
 from tracr_decompiler.loading import model_io, tl_files, tracr_model, transformerlens
 

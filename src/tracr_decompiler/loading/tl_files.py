@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from tracr_decompiler import files, limits
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.loading import model_io, tl_layouts, tracr_model, transformerlens
 from tracr_decompiler.loading.model_io import ModelFileError
 

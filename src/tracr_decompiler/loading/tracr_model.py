@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracr_decompiler.compiling import layout
-from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
+from tracr_decompiler.compiling.compiled import CompiledModel, CompileSettings
 from tracr_decompiler.loading.model_io import ModelFileError
 
 

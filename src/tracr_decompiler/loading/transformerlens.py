@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tracr_decompiler.compiling.compiler import CompiledModel, CompileSettings
+from tracr_decompiler.compiling.compiled import CompiledModel, CompileSettings
 from tracr_decompiler.errors import UsageError
 from tracr_decompiler.loading import frame, model_io, tl_layouts, tl_output
 from tracr_decompiler.loading.model_io import ModelFileError

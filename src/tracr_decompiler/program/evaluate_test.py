@@ -42,7 +42,7 @@ def test_padding_holds_a_real_value_so_functions_never_see_new_ones():
 
 def test_canonical_aliases_on_letter_vocabularies_and_causal_models():
   # Training featurises every row this way; letters used to crash it (float conversion of 'a').
-  from tracr_decompiler.compiling.compiler import CompileSettings
+  from tracr_decompiler.compiling.compiled import CompileSettings
   settings = CompileSettings(vocab=("a", "b", "c"), max_seq_len=3, causal=True)
   rng = np.random.default_rng(2)
   for _ in range(3):

@@ -26,7 +26,7 @@ from tracr_decompiler import files
 from tracr_decompiler.compiling import forward
 from tracr_decompiler.decompiling import circuit
 from tracr_decompiler.loading import reading
-from tracr_decompiler.compiling.compiler import CompiledModel
+from tracr_decompiler.compiling.compiled import CompiledModel
 from tracr_decompiler.encoding import nodes as nodes_lib, weights
 from tracr_decompiler.program import evaluate, ir, source
 from tracr_decompiler.visual import page
