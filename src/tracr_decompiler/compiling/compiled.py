@@ -64,3 +64,12 @@ class CompiledModel:
   # label -> (layer, "attn"|"mlp"): where each SOp's computation sits.
   allocation: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
   output_name: str = ""  # the output SOp's residual label (where it was found), for messages only
+  # The weights exactly as given (in tracr's frame) where `params` are them with entries near zero snapped
+  # to zero for reading (loading/frame.py); the oracle and weight identity use these. None: params as given.
+  given_params: dict[str, dict[str, np.ndarray]] | None = None
+
+  @property
+  def as_given(self) -> "CompiledModel":
+    """The model with the weights exactly as given: what the oracle runs and weight identity compares."""
+    return self if self.given_params is None else dataclasses.replace(self, params=self.given_params,
+                                                                      given_params=None)

@@ -70,9 +70,10 @@ def _token_ids(encoding: dict, bos, inputs: InputSet, n: int) -> np.ndarray:
 
 
 def model_outputs(model: CompiledModel, inputs: InputSet) -> Outputs:
-  """Our NumPy forward pass of a CompiledModel (its stored output block)."""
+  """Our NumPy forward pass of a CompiledModel (its stored output block), on its weights as given."""
   if not model.output_dims:
     raise ValueError("the model's output block is unknown")
+  model = model.as_given
   decoded, none = {}, {}
   for n in inputs.index:
     ids = _token_ids(model.input_encoding, model.settings.compiler_bos, inputs, n)

@@ -57,7 +57,9 @@ def canonical(model: CompiledModel) -> dict[str, np.ndarray]:
 
   Raises weights.NotTracrError (or KeyError/IndexError/ValueError) where the weights are not Tracr's.
   """
-  p, perm = model.params, _frame(model)
+  # The frame comes from the weights as read (near-zero entries as zero); the values compared are the weights
+  # as given, so any noise or rounding makes the models "not identical".
+  p, perm = model.as_given.params, _frame(model)
   position = {int(d): i for i, d in enumerate(perm)}
   tokens = sorted(model.input_encoding, key=lambda t: (type(t).__name__, t))
   embed = lambda name: p[name][layout.EMBEDDINGS]
@@ -96,7 +98,7 @@ def same_weights(a: CompiledModel, b: CompiledModel, a_canonical: dict[str, np.n
       or [evaluate.value_key(v) for v in a.output_values] != [evaluate.value_key(v) for v in b.output_values]
       or (a.num_layers, a.num_heads) != (b.num_layers, b.num_heads)):
     return False
-  if not (a.output_dims and _biases_zero(a) and _biases_zero(b)):
+  if not (a.output_dims and _biases_zero(a.as_given) and _biases_zero(b.as_given)):
     return False
   try:
     ca = a_canonical if a_canonical is not None else canonical(a)

@@ -63,7 +63,8 @@ def embedding_nodes(params, input_encoding, settings) -> tuple[list[Node], dict]
   pos = np.asarray(params[layout.POS_EMBED][layout.EMBEDDINGS])
   if tok.ndim != 2 or pos.ndim != 2 or tok.shape[1] != pos.shape[1]:
     raise NotTracrError("embeddings have inconsistent shapes")
-  ones = [j for j in range(tok.shape[1]) if np.all(tok[:, j] == 1)]
+  # tracr's `one`: written as 1 by every token row (within rounding: fp16, small noise).
+  ones = [j for j in range(tok.shape[1]) if np.allclose(tok[:, j], 1, rtol=0, atol=1e-3)]
   one = ones[0] if ones else None
   row_dim = {}
   for token, row in input_encoding.items():

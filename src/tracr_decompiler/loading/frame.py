@@ -34,6 +34,7 @@ from tracr_decompiler.compiling.compiled import CompiledModel
 
 # Which side of the residual stream each parameter touches: writers' last axis, readers' first.
 _WRITERS = ("linear", "linear_2")
+ONE = 1e-3  # a token embedding column within this of 1 everywhere is tracr's `one` (fp16, small noise)
 _READERS = ("query", "key", "value", "linear_1")
 
 
@@ -59,7 +60,7 @@ def order(model: CompiledModel) -> np.ndarray:
   tok = model.params[layout.TOKEN_EMBED][layout.EMBEDDINGS]
   pos = model.params[layout.POS_EMBED][layout.EMBEDDINGS]
   width = tok.shape[1]
-  ones = [j for j in range(width) if np.all(tok[:, j] == 1)]
+  ones = [j for j in range(width) if np.allclose(tok[:, j], 1, rtol=0, atol=ONE)]
   one = ones[0] if len(ones) == 1 else None
   blocks: list[list[int]] = []  # each block's dims in the order they belong in
   try:
@@ -103,6 +104,46 @@ def permute(model: CompiledModel, perm: np.ndarray) -> CompiledModel:
                              output_dims=[int(new_of[d]) for d in model.output_dims])
 
 
+# Entries this small relative to their matrix's largest are read as zero: above relative noise of 1e-4 (its
+# largest draw over a model's entries is ~5e-4), below the weights tracr writes. Reading only: the oracle and
+# weight identity use the weights as given, so a misread model is never verified, at worst not decompiled.
+SNAP = 1e-3
+
+
+def snap(params: dict[str, dict[str, np.ndarray]], rel: float = SNAP) -> dict[str, dict[str, np.ndarray]] | None:
+  """The parameters with near-zero entries read as zero; None when there are none.
+
+  An entry is near zero when it is at most `rel` of its matrix's largest, or when its whole matrix (or bias)
+  is at most `rel` of the largest weight of its kind over all layers (a sublayer tracr left empty, or a bias
+  tracr left zero, plus noise).
+  """
+  kind = lambda module: module.split("/", 2)[-1] if module.startswith("transformer/") else module
+  scale: dict[str, float] = {}
+  for module, ps in params.items():
+    for name in ("w", "embeddings"):
+      if name in ps:
+        scale[kind(module)] = max(scale.get(kind(module), 0.0), float(np.abs(ps[name]).max(initial=0.0)))
+  out: dict[str, dict[str, np.ndarray]] = {}
+  changed = False
+  for module, ps in params.items():
+    out[module] = {}
+    for name, value in ps.items():
+      top = float(np.abs(value).max(initial=0.0))
+      cut = top if top <= rel * scale.get(kind(module), 0.0) else rel * top
+      small = (np.abs(value) <= cut) & (value != 0)
+      if small.any():
+        value, changed = np.where(small, np.zeros((), value.dtype), value), True
+      out[module][name] = value
+  return out if changed else None
+
+
+def snapped(model: CompiledModel) -> CompiledModel:
+  """`model` read with near-zero entries as zero (`params`), the weights as given kept in `given_params`."""
+  read = snap(model.params)
+  return model if read is None else dataclasses.replace(model, params=read, given_params=model.params)
+
+
 def to_tracr_frame(model: CompiledModel) -> CompiledModel:
-  """`model` with its labelled blocks in tracr's order (see module doc); the same function."""
-  return permute(model, order(model))
+  """`model` with its labelled blocks in tracr's order (see module doc), read with near-zero entries as zero;
+  the weights as given stay beside it for the oracle. The same function."""
+  return snapped(permute(model, order(model)))

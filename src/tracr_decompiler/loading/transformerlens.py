@@ -200,7 +200,8 @@ def assemble(layout: str, tensors: Mapping[str, np.ndarray], sizes: dict, r: Rea
                                mlp_exactness=r.mlp_exactness or 100, causal=bool(r.causal))
   except (TypeError, ValueError) as e:
     raise UsageError(f"{where}: {e}") from None
-  dims, categorical, values, text = tl_output.output_block(params, encoding, settings, sizes, r.output_values,
+  read = frame.snap(params) or params  # the output block is found in the weights as read
+  dims, categorical, values, text = tl_output.output_block(read, encoding, settings, sizes, r.output_values,
                                                            r.output_kind, *unembed, where)
   return frame.to_tracr_frame(CompiledModel(
       params=params, settings=settings, num_heads=sizes["heads"], num_layers=sizes["layers"],
