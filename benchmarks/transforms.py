@@ -107,44 +107,43 @@ def padding(sd, rng, extra: int = 4):
   return change_basis(sd, a @ p, p.T @ a.T)
 
 
+def _prefixes(sd, suffix: str) -> list[str]:
+  """"blocks.L.attn." for suffix "attn.W_Q": one prefix per layer that has the tensor."""
+  return [k[:-len(suffix.split(".")[-1])] for k in sd if k.endswith(suffix)]
+
+
 def mlp_units(sd, rng):
   out = dict(sd)
-  for k in sd:
-    if k.endswith("mlp.W_in"):
-      b = k[:-len("W_in")]
-      m = sd[k].shape[1]
-      perm, scale = rng.permutation(m), rng.uniform(0.5, 2, m)
-      out[b + "W_in"] = sd[b + "W_in"][:, perm] * scale
-      out[b + "b_in"] = sd[b + "b_in"][perm] * scale
-      out[b + "W_out"] = sd[b + "W_out"][perm] / scale[:, None]
+  for b in _prefixes(sd, "mlp.W_in"):
+    m = sd[b + "W_in"].shape[1]
+    perm, scale = rng.permutation(m), rng.uniform(0.5, 2, m)
+    out[b + "W_in"] = sd[b + "W_in"][:, perm] * scale
+    out[b + "b_in"] = sd[b + "b_in"][perm] * scale
+    out[b + "W_out"] = sd[b + "W_out"][perm] / scale[:, None]
   return out
 
 
 def heads(sd, rng):
   out = dict(sd)
-  for k in sd:
-    if k.endswith("attn.W_Q"):
-      b = k[:-len("W_Q")]
-      perm = rng.permutation(sd[k].shape[0])
-      for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
-        out[b + name] = sd[b + name][perm]
+  for b in _prefixes(sd, "attn.W_Q"):
+    perm = rng.permutation(sd[b + "W_Q"].shape[0])
+    for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
+      out[b + name] = sd[b + name][perm]
   return out
 
 
 def head_basis(sd, rng):
   out = dict(sd)
-  for k in sd:
-    if k.endswith("attn.W_Q"):
-      b = k[:-len("W_Q")]
-      h, _, kk = sd[k].shape
-      for i in range(h):
-        m = np.eye(kk) + rng.normal(size=(kk, kk)) / np.sqrt(kk) * 0.5
-        n = np.eye(kk) + rng.normal(size=(kk, kk)) / np.sqrt(kk) * 0.5
-        for name, mat in (("W_Q", m), ("W_K", np.linalg.inv(m).T), ("W_V", n)):
-          out[b + name] = out[b + name].copy()
-          out[b + name][i] = sd[b + name][i] @ mat
-        out[b + "W_O"] = out[b + "W_O"].copy()
-        out[b + "W_O"][i] = np.linalg.inv(n) @ sd[b + "W_O"][i]
+  for b in _prefixes(sd, "attn.W_Q"):
+    h, _, kk = sd[b + "W_Q"].shape
+    for i in range(h):
+      m = np.eye(kk) + rng.normal(size=(kk, kk)) / np.sqrt(kk) * 0.5
+      n = np.eye(kk) + rng.normal(size=(kk, kk)) / np.sqrt(kk) * 0.5
+      for name, mat in (("W_Q", m), ("W_K", np.linalg.inv(m).T), ("W_V", n)):
+        out[b + name] = out[b + name].copy()
+        out[b + name][i] = sd[b + name][i] @ mat
+      out[b + "W_O"] = out[b + "W_O"].copy()
+      out[b + "W_O"][i] = np.linalg.inv(n) @ sd[b + "W_O"][i]
   return out
 
 
