@@ -104,19 +104,16 @@ def permute(model: CompiledModel, perm: np.ndarray) -> CompiledModel:
                              output_dims=[int(new_of[d]) for d in model.output_dims])
 
 
-# Entries this small relative to their matrix's largest are read as zero: above relative noise of 1e-4 (its
-# largest draw over a model's entries is ~5e-4), below the weights tracr writes. Reading only: the oracle and
-# weight identity use the weights as given, so a misread model is never verified, at worst not decompiled.
+# Entries at most SNAP of their matrix's largest are read as zero, and a whole matrix or bias at most SNAP of its
+# kind's largest weight (an empty sublayer or a zero bias, plus noise). Only for weights that cannot be read
+# exactly (loading/transformerlens.py): clean tracr weights can hold ratios below it (a numerical MLP at
+# mlp_exactness 1000 beside a categorical one: 1.0 beside 1,500). Reading only: the oracle and weight identity
+# use the weights as given, so a misread model is never verified, at worst not decompiled.
 SNAP = 1e-3
 
 
 def snap(params: dict[str, dict[str, np.ndarray]], rel: float = SNAP) -> dict[str, dict[str, np.ndarray]] | None:
-  """The parameters with near-zero entries read as zero; None when there are none.
-
-  An entry is near zero when it is at most `rel` of its matrix's largest, or when its whole matrix (or bias)
-  is at most `rel` of the largest weight of its kind over all layers (a sublayer tracr left empty, or a bias
-  tracr left zero, plus noise).
-  """
+  """The parameters with near-zero entries read as zero (see SNAP); None when there are none."""
   kind = lambda module: module.split("/", 2)[-1] if module.startswith("transformer/") else module
   scale: dict[str, float] = {}
   for module, ps in params.items():
@@ -144,6 +141,5 @@ def snapped(model: CompiledModel) -> CompiledModel:
 
 
 def to_tracr_frame(model: CompiledModel) -> CompiledModel:
-  """`model` with its labelled blocks in tracr's order (see module doc), read with near-zero entries as zero;
-  the weights as given stay beside it for the oracle. The same function."""
-  return snapped(permute(model, order(model)))
+  """`model` with its labelled blocks in tracr's order (see module doc); the same function."""
+  return permute(model, order(model))

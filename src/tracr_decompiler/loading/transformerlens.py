@@ -200,13 +200,23 @@ def assemble(layout: str, tensors: Mapping[str, np.ndarray], sizes: dict, r: Rea
                                mlp_exactness=r.mlp_exactness or 100, causal=bool(r.causal))
   except (TypeError, ValueError) as e:
     raise UsageError(f"{where}: {e}") from None
-  read = frame.snap(params) or params  # the output block is found in the weights as read
-  dims, categorical, values, text = tl_output.output_block(read, encoding, settings, sizes, r.output_values,
-                                                           r.output_kind, *unembed, where)
-  return frame.to_tracr_frame(CompiledModel(
+  find = lambda read: tl_output.output_block(read, encoding, settings, sizes, r.output_values, r.output_kind,
+                                            *unembed, where)
+  noisy = None
+  try:
+    dims, categorical, values, text = find(params)
+  except ModelFileError:
+    # Not readable exactly (rounding, noise): read again with near-zero entries as zero (frame.SNAP). The
+    # weights as given stay the oracle's, so this can only cost a decompile, never buy a verification.
+    noisy = frame.snap(params)
+    if noisy is None:
+      raise
+    dims, categorical, values, text = find(noisy)
+  model = frame.to_tracr_frame(CompiledModel(
       params=params, settings=settings, num_heads=sizes["heads"], num_layers=sizes["layers"],
       key_size=sizes["key_size"], residual_labels=[], input_encoding=encoding, output_values=values,
       output_dims=dims, categorical_output=categorical, output_name=text))
+  return model if noisy is None else frame.snapped(model)
 
 
 def _parameters(model) -> Mapping:
