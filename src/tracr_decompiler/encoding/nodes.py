@@ -57,14 +57,21 @@ def nz_cols(w: np.ndarray) -> list[int]:
   return [int(i) for i in np.flatnonzero(np.abs(w).sum(0) > 0)]
 
 
+ONE_TOLERANCE = 1e-3  # fp16 rounding, small noise
+
+
+def one_columns(tok: np.ndarray) -> list[int]:
+  """Candidates for tracr's `one`: token-embedding columns that every row writes as 1 (within ONE_TOLERANCE)."""
+  return [j for j in range(tok.shape[1]) if np.allclose(tok[:, j], 1, rtol=0, atol=ONE_TOLERANCE)]
+
+
 def embedding_nodes(params, input_encoding, settings) -> tuple[list[Node], dict]:
   """The tokens and indices nodes, and the special dims {"one", "bos", "pad"}."""
   tok = np.asarray(params[layout.TOKEN_EMBED][layout.EMBEDDINGS])
   pos = np.asarray(params[layout.POS_EMBED][layout.EMBEDDINGS])
   if tok.ndim != 2 or pos.ndim != 2 or tok.shape[1] != pos.shape[1]:
     raise NotTracrError("embeddings have inconsistent shapes")
-  # tracr's `one`: written as 1 by every token row (within rounding: fp16, small noise).
-  ones = [j for j in range(tok.shape[1]) if np.allclose(tok[:, j], 1, rtol=0, atol=1e-3)]
+  ones = one_columns(tok)
   one = ones[0] if ones else None
   row_dim = {}
   for token, row in input_encoding.items():

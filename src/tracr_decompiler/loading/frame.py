@@ -31,10 +31,10 @@ import numpy as np
 
 from tracr_decompiler.compiling import layout
 from tracr_decompiler.compiling.compiled import CompiledModel
+from tracr_decompiler.encoding import nodes
 
 # Which side of the residual stream each parameter touches: writers' last axis, readers' first.
 _WRITERS = ("linear", "linear_2")
-ONE = 1e-3  # a token embedding column within this of 1 everywhere is tracr's `one` (fp16, small noise)
 _READERS = ("query", "key", "value", "linear_1")
 
 
@@ -60,7 +60,7 @@ def order(model: CompiledModel) -> np.ndarray:
   tok = model.params[layout.TOKEN_EMBED][layout.EMBEDDINGS]
   pos = model.params[layout.POS_EMBED][layout.EMBEDDINGS]
   width = tok.shape[1]
-  ones = [j for j in range(width) if np.allclose(tok[:, j], 1, rtol=0, atol=ONE)]
+  ones = nodes.one_columns(tok)
   one = ones[0] if len(ones) == 1 else None
   blocks: list[list[int]] = []  # each block's dims in the order they belong in
   try:
