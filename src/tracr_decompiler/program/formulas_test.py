@@ -2,7 +2,6 @@
 
 import itertools
 import random
-import time
 
 import pytest
 
@@ -101,21 +100,37 @@ def test_a_numerical_sops_fractions_are_a_domain_too():
   assert formulas.search(tables.MAP, [domain], tuple(0.5 * x for x in domain)) is None  # fractional outputs: no
 
 
-def test_unstructured_tables_give_none_within_the_budget():
+def test_unstructured_tables_give_none_within_the_budget(monkeypatch):
+  """The search stops on counted work, not a clock: every candidate evaluated is paid for, and no search pays
+  more than MAX_WORK, so a table gets the same answer on every machine however loaded."""
+  paid, offered = [], []
+  spend, offer = formulas._Search.spend, formulas._Search.offer
+
+  def counted_spend(self):
+    paid.append(self.n + formulas._CANDIDATE_COST)
+    spend(self)
+
+  def counted_offer(self, sort, size, node, values, var):
+    offered.append(var)  # constants (var=False) are free: the grammar has a handful
+    offer(self, sort, size, node, values, var)
+
+  monkeypatch.setattr(formulas._Search, "spend", counted_spend)
+  monkeypatch.setattr(formulas._Search, "offer", counted_offer)
   rng = random.Random(0)
   cases = [(tables.MAP, [list(range(7))]), (tables.SEQUENCE_MAP, [list(range(5))] * 2),
            (tables.SELECT, [list(range(6))] * 2)]
+  big = [list(range(200)), list(range(200))]  # 40,000 points: the budget stops after a few candidates
+  cases.append((tables.SEQUENCE_MAP, big))
   for form, domains in cases:
     n = len(list(itertools.product(*domains)))
     outputs = tuple(rng.random() < 0.5 for _ in range(n)) if form == tables.SELECT else tuple(
         rng.randrange(9) for _ in range(n))
-    t = time.perf_counter()
+    paid.clear(), offered.clear()
+    formulas._search.cache_clear()
     assert formulas.search(form, domains, outputs) is None
-    assert time.perf_counter() - t < 1.0  # ~60 ms on one core; generous for a loaded machine
-  big = [list(range(200)), list(range(200))]  # 40,000 points: the budget stops after a few candidates
-  t = time.perf_counter()
-  formulas.search(tables.SEQUENCE_MAP, big, tuple((x * y) % 7 for x, y in itertools.product(*big)))
-  assert time.perf_counter() - t < 2.0
+    assert sum(paid) > formulas.MAX_WORK  # it ran out of budget, not out of grammar
+    assert sum(paid[:-1]) <= formulas.MAX_WORK  # and stopped at the first candidate past it
+    assert sum(offered) <= len(paid)  # no candidate was evaluated unpaid
 
 
 @pytest.mark.parametrize("text", [
