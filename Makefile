@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)  ## decompile tracr lib programs and fresh random programs with the shipped model
+demo: $(STAMP)  ## decompile tracr's 15 lib programs (hardest first), a random program and a TransformerLens file
 	$(BIN)/python -m tracr_decompiler.demo
 
 test: typecheck  ## the type checker, then the whole test suite
