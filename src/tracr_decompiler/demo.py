@@ -15,7 +15,6 @@ import inspect
 import itertools
 import pathlib
 import shutil
-import sys
 import tempfile
 import time
 
@@ -110,7 +109,7 @@ def main(argv=None) -> None:
     original = _body(source.to_source(ir.canonicalize(expressible[key]), header=False)) if key else None
     results[name] = run.show(f"lib.{name}", doc, models[name], original)
 
-  seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 10**6)
+  seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(10**6))
   sample = sampler.sample_program(GenerationConfig(), np.random.default_rng(seed), heldout.blocklist())
   print(f"\nA fresh random program (`python -m tracr_decompiler.demo --seed {seed}` draws it again)")
   run.show("random program", f"{len(sample.program)} SOps, vocab {{0..4}}, max_seq_len 5",
@@ -132,4 +131,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  main()

@@ -129,5 +129,14 @@ def test_the_transformerlens_4_example_is_shown_whole_in_the_usage_guide():
   assert f"```python\n{example}```" in (ROOT / "docs" / "usage.md").read_text()
 
 
+def test_the_architecture_guide_lists_every_stage_of_the_enforced_order():
+  from tracr_decompiler import architecture_test
+  text = (ROOT / "docs" / "architecture.md").read_text()
+  section = text[text.index("## The package order"):text.index("## One home for each concept")]
+  listed = set(re.findall(r"`(\w+)/?`", section))
+  missing = [n for stage in architecture_test.ORDER for n in stage if n != architecture_test.NAME and n not in listed]
+  assert not missing, f"docs/architecture.md's package order lacks {missing}"
+
+
 def test_the_readme_stays_a_five_minute_read():
   assert len((ROOT / "README.md").read_text().splitlines()) <= 200
