@@ -4,7 +4,7 @@ Run:  python benchmarks/transformerlens4.py        (needs the `test` extra: tran
 
 For each of tracr's 15 lib programs (vocab {0..4}, max_seq_len 5, BOS "BOS"), compiled by plain tracr: a
 TransformerBridge built by TransformerLens' own tracr converter (categorical outputs only: it refuses numerical
-ones) and one loaded from our export by `convert_tl_checkpoint` (the README's recipe); each decompiled as the
+ones) and one loaded from our export by `convert_tl_checkpoint` (docs/usage.md's recipe); each decompiled as the
 bridge object, its `state_dict()` in memory and that state dict saved as safetensors with a settings JSON.
 Prints a markdown table: the tracr model's status, and per bridge whether all three gave the tracr model's
 program and status.

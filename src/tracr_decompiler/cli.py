@@ -22,20 +22,12 @@ import threading
 import traceback
 from typing import Callable
 
-from tracr_decompiler import cli_config, errors, files, limits, machine
+from tracr_decompiler import cli_config, errors, files, limits, machine, stopping
 from tracr_decompiler.cli_config import Flag, Section
 
 
 class UserError(errors.UsageError):
   """A failure to report as one line, without a traceback (bad arguments)."""
-
-
-class Stopped(KeyboardInterrupt):
-  """SIGTERM or SIGHUP, raised like Ctrl-C so pools and temp files are cleaned up the same way."""
-
-  def __init__(self, signum: int):
-    super().__init__(signum)
-    self.signum = signum
 
 
 def _vocab(text: str) -> tuple:
@@ -320,7 +312,12 @@ def cmd_evaluate(args) -> None:
     raise reader.DatasetError(f"split {args.split!r} of {args.data} is empty; nothing to evaluate")
   from tracr_decompiler.evaluation import report
   summary = report.evaluate_run(args.checkpoint, args.data, args.split, limit=args.limit, beam=args.beam,
-                                out=args.out, progress=not args.quiet, exclude=args.exclude)
+                                out=args.out, progress=not args.quiet, exclude=args.exclude,
+                                skip_bad_rows=args.skip_bad_rows)
+  skipped = summary["malformed_rows_skipped"]
+  if skipped:
+    print(f"warning: {len(skipped)} malformed row(s) left out (--skip-bad-rows), first: {skipped[0]}",
+          file=sys.stderr)
   print(report.markdown(summary), end="")
   print(f"report written to {args.out}/report.md, report.json, by_n_sops.png")
   _evaluation_page(args, summary, f"Evaluation on {args.data} ({args.split})")
@@ -444,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--lib", action="store_true", help="evaluate on tracr's hand-written lib programs")
   p.add_argument("--out", default="reports/test")
   p.add_argument("--report", default=None, metavar="HTML", help="also write a self-contained HTML report")
+  p.add_argument("--skip-bad-rows", action="store_true",
+                 help="leave out malformed dataset rows (counted and named on stderr) instead of stopping at the first")
   p.add_argument("--quiet", action="store_true")
   p.set_defaults(func=cmd_evaluate)
 
@@ -455,25 +454,47 @@ def _one_line(e: BaseException) -> str:
   return text.splitlines()[0][:300] if text else type(e).__name__
 
 
-def _raise_stopped(signum: int, frame) -> None:
-  raise Stopped(signum)
+def _quiet_swallowed_stops(unraisable) -> None:
+  """sys.unraisablehook while a command runs: a stop raised inside a gc callback or `__del__` is dropped there
+  with an "Exception ignored" traceback; it is recorded (stopping.py) and raised again, so print nothing."""
+  if not isinstance(unraisable.exc_value, stopping.Stopped):
+    sys.__unraisablehook__(unraisable)
+
+
+def own_process() -> None:
+  """Settings for a process that is ours (the console script, `-m`, the demo); a library import leaves them be.
+
+  tracr's compiler passes run without JAX; absl's warnings are off: tracr logs one for every
+  `SequenceMap` of an SOp with itself (which the lib programs and generated programs hold), and
+  dozens of them read as our errors. Errors still print."""
+  import logging
+  from tracr_decompiler.compiling import tracr_passes
+  tracr_passes.defer_init()
+  logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def main(argv=None) -> int:
   """Runs one command and returns its exit status; `argv` None means sys.argv, and that this process is ours."""
   if argv is None:
-    # Only in a process that is ours (the console script, `-m`): tracr's compiler
-    # passes without JAX. A library import leaves tracr's packages as tracr made them.
-    from tracr_decompiler.compiling import tracr_passes
-    tracr_passes.defer_init()
+    own_process()
   try:
-    return _main(argv)
+    code = _main(argv)
   finally:
     if argv is None:
       # The process ends next, and its shutdown collections would trace every object still alive (~200k
       # once torch is imported): 0.4 s of a 1.5 s `decompile`. Frozen objects are skipped; files are
       # closed by now, and the memory goes back with the process. Not for an in-process caller (tests).
       gc.freeze()
+  if argv is None and code > 128:
+    # Stopped by a signal, maybe in the middle of JAX compiling: XLA's threads are left mid-way, and the
+    # interpreter's shutdown then crashed in them (measured: SIGSEGV, or LLVM's abort "Cannot implicitly
+    # convert a scalable size", in 2 of 13 stops at random moments). Everything of ours is unwound by now
+    # (temp files removed, pools and Ray stopped, finished files renamed into place), so the process ends
+    # here with the status it reported, past that shutdown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  return code
 
 
 def _main(argv) -> int:
@@ -482,9 +503,12 @@ def _main(argv) -> int:
   # SIGTERM and SIGHUP unwind like Ctrl-C: `with Pool` terminates the workers, temp files are removed,
   # and finished shards or checkpoints (renamed into place) stay whole.
   in_main_thread = threading.current_thread() is threading.main_thread()  # signal() works only there
-  previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGHUP)} if in_main_thread else {}
+  previous = ({s: signal.signal(s, stopping.request) for s in (signal.SIGTERM, signal.SIGHUP)}
+              if in_main_thread else {})
+  hook, sys.unraisablehook = sys.unraisablehook, _quiet_swallowed_stops
   try:
     args.func(args)
+    stopping.check()  # a stop swallowed after the last checkpoint: still answered as a stop
   except errors.TracrDecompilerError as e:
     _report(args, e, _one_line(e))
     return 2
@@ -493,7 +517,7 @@ def _main(argv) -> int:
     _report(args, e, f"{where}{e.strerror or _one_line(e)}")
     return 2
   except KeyboardInterrupt as e:
-    signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+    signum = e.signum if isinstance(e, stopping.Stopped) else signal.SIGINT
     print(f"error: interrupted by {signal.Signals(signum).name}; finished work is kept, rerun to continue",
           file=sys.stderr)
     return 128 + signum
@@ -504,6 +528,8 @@ def _main(argv) -> int:
   finally:
     for s, handler in previous.items():
       signal.signal(s, handler)
+    sys.unraisablehook = hook
+    stopping.handled()
   return 0
 
 

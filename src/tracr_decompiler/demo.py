@@ -18,6 +18,8 @@ import shutil
 import tempfile
 import time
 
+from tracr_decompiler import cli
+
 # The lib programs (in the demo's order) that our registry cannot write and the decoder cannot name: their
 # functions are read from the weights. Then the six with a registry form, whose original can be shown beside.
 HARDEST_FIRST = ("make_shuffle_dyck2", "make_shuffle_dyck", "make_sort_freq", "make_sort", "make_nary_sequencemap",
@@ -77,12 +79,7 @@ def main(argv=None) -> None:
   parser.add_argument("--report", default="reports/demo.html", help="the hardest program's HTML report")
   args = parser.parse_args(argv)
   start = time.time()
-  # This process is ours (as the CLI's): tracr's passes without JAX, and none of absl's warnings. tracr logs
-  # one for every SequenceMap that reads one SOp twice, which its own lib programs do.
-  from absl import logging as absl_logging
-  absl_logging.set_verbosity(absl_logging.ERROR)
-  from tracr_decompiler.compiling import tracr_passes
-  tracr_passes.defer_init()
+  cli.own_process()  # as the CLI's: tracr's passes without JAX, and none of absl's warnings
 
   import numpy as np
   from tracr.compiler import lib

@@ -9,6 +9,7 @@ safetensors headers and metadata.
 import json
 import os
 import pathlib
+import random
 import resource
 import signal
 import stat
@@ -324,6 +325,22 @@ def test_a_malformed_dataset_row_is_one_clean_line(small_dataset, tmp_path, caps
   assert ("row 0" in err) or case in ("truncated shard", "dropped column"), err
 
 
+def test_skip_bad_rows_leaves_malformed_rows_out_with_a_count(small_dataset, tmp_path, capsys):
+  import shutil
+  folder = tmp_path / "d"
+  shutil.copytree(small_dataset, folder)
+  _corrupt_first_row(folder, _row_with(num_layers=10 ** 9))
+  args = ["evaluate", "--data", folder, "--split", "all", "--beam", "1", "--quiet", "--skip-bad-rows"]
+  for run in ("featurised", "again"):  # a part with a skipped row is not cached: the second run says so too
+    code, err = _cli(capsys, *args, "--out", tmp_path / "r")
+    assert code == 0, err
+    assert err.splitlines() == [line for line in err.splitlines() if line.startswith("warning: 1 malformed row")]
+    assert len(err.splitlines()) == 1 and "row 0" in err and str(folder) in err, (run, err)
+  summary = json.loads((tmp_path / "r" / "report.json").read_text())
+  assert len(summary["malformed_rows_skipped"]) == 1
+  assert summary["programs"] == 3  # the three other rows are all evaluated
+
+
 # ---------------------------------------------------------------------------
 # memory bombs
 
@@ -537,6 +554,44 @@ def test_signal_to_generate_stops_the_pool_and_keeps_whole_shards(tmp_path, sign
                                                 for p in seen if processes.alive(p)]
   shards = list((out / "data").glob("shard-*.parquet"))
   assert shards and all(pq.ParquetFile(s).metadata.num_rows == 1 for s in shards)
+
+
+def _moments(seed: int, n: int, end: float) -> list[float]:
+  rng = random.Random(seed)  # fixed, so a failure names a moment that can be replayed
+  return sorted(rng.uniform(0.05, end) for _ in range(n))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "decompile"])
+def test_sigterm_at_random_moments_is_answered_and_never_lost(small_dataset, good_model, tmp_path, command):
+  """SIGTERM anywhere in a run (imports, loading, JAX's compile, a gc callback) stops it with one line.
+
+  A stop raised inside a gc callback is dropped by Python ("Exception ignored"), and the command used
+  to run on to its end and exit 0 (stopping.py): so every signal sent while the process is alive must
+  give 128 + 15 (or -15, the default action, before the CLI installs its handler), never 0."""
+  end = 10.0 if command == "evaluate" else 3.0  # about each run's length on one free core
+  for i, moment in enumerate(_moments(len(command), 4, end)):
+    out = tmp_path / f"run{i}"
+    args = (["evaluate", "--data", str(small_dataset), "--split", "all", "--beam", "1", "--out", str(out), "--quiet"]
+            if command == "evaluate" else ["decompile", str(good_model), "--report", str(out) + ".html"])
+    proc = subprocess.Popen([sys.executable, "-m", "tracr_decompiler.cli", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(moment)
+    if proc.poll() is not None:  # past its end: this moment tells nothing
+      assert proc.returncode == 0, proc.communicate()[1]
+      continue
+    proc.send_signal(signal.SIGTERM)
+    try:
+      _, err = proc.communicate(timeout=90)  # a lost signal runs on to the end: far less than this
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+    assert proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM), (moment, proc.returncode, err)
+    assert "Traceback" not in err and "Exception ignored" not in err, (moment, err)
+    if proc.returncode > 0:
+      assert err.strip().splitlines() == [
+          "error: interrupted by SIGTERM; finished work is kept, rerun to continue"], (moment, err)
+    left = [p.name for p in tmp_path.rglob("*.tmp")]
+    assert not left, (moment, left)
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Documented limits on inputs and flags (README, "Limits and errors"), in one place.
+"""Documented limits on inputs and flags (docs/usage.md, "Limits and errors"), in one place.
 
 They bound time and memory for any input: a Tracr model's size grows with
 the vocabulary and the sequence length (all inputs: |vocab| ** max_seq_len),

@@ -92,7 +92,7 @@ def bridge_by_tl_converter(model, output_label: str):
 
 
 def bridge_by_our_export(model, folder):
-  """The README's TransformerLens 4 recipe on the files `compile --format transformerlens` writes."""
+  """docs/usage.md's TransformerLens 4 recipe on the files `compile --format transformerlens` writes."""
   import json
   from safetensors.torch import load_file
   from transformer_lens.config import TransformerBridgeConfig

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from tracr_decompiler import files
+from tracr_decompiler import files, stopping
 from tracr_decompiler.dataset import rows, schema
 from tracr_decompiler.dataset.config import DatasetConfig  # its home is config.py; writer.DatasetConfig still works
 from tracr_decompiler.generation import heldout, sampler
@@ -124,6 +124,7 @@ def _run_local(cfg: DatasetConfig, todo: list[int], bar) -> None:
   try:
     for future in concurrent.futures.as_completed([pool.submit(generate_shard, cfg, s) for s in todo]):
       future.result()
+      stopping.check()
   except BrokenProcessPool:
     raise sampler.GenerationError("a generation worker died (killed or out of memory?); whole shards are kept: "
                                   "run the same command again to finish") from None
@@ -151,12 +152,18 @@ def _drain(queue, bar, stop: threading.Event) -> None:
 
 def _run_ray(cfg: DatasetConfig, todo: list[int], bar) -> None:
   import ray  # optional extra: pip install 'tracr-decompiler[ray]'
+  ours = not ray.is_initialized()  # a caller's own Ray session is left as it was
   ray.init(address=cfg.ray_address, ignore_reinit_error=True, log_to_driver=False)
-  task = ray.remote(generate_shard)
-  pending = [task.remote(cfg, s) for s in todo]
-  while pending:
-    done, pending = ray.wait(pending, num_returns=1)
-    bar.update(ray.get(done[0]))
+  try:
+    task = ray.remote(generate_shard)
+    pending = [task.remote(cfg, s) for s in todo]
+    while pending:
+      done, pending = ray.wait(pending, num_returns=1)
+      bar.update(ray.get(done[0]))
+      stopping.check()
+  finally:
+    if ours:  # also on Ctrl-C or SIGTERM: a local cluster started here stops here
+      ray.shutdown()
 
 
 def _dedupe_and_manifest(cfg: DatasetConfig, out: pathlib.Path, seconds: float) -> dict:

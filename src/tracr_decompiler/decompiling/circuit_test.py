@@ -20,7 +20,7 @@ SETTINGS = compiler.CompileSettings(compiler_bos="BOS")
 OFFICIAL_REVERSE = {
     "A3.0->Resid End", "MLP 2->A3.0.Q", "Resid Start->A3.0.K", "Resid Start->A3.0.V", "MLP 1->MLP 2",
     "MLP 0->MLP 1", "Resid Start->MLP 1", "A0.0->MLP 0", "Resid Start->MLP 0", "Resid Start->A0.0.V"}
-# What the weights read beyond it (README, "Circuits"): the selector-width head's query and key (its TRUE
+# What the weights read beyond it (docs/usage.md, "Circuits"): the selector-width head's query and key (its TRUE
 # comparison and always-attend-to-BOS term) and the reversing head's query reading `one` (tracr's BOS default).
 EXTRA_REVERSE = {"Resid Start->A0.0.Q", "Resid Start->A0.0.K", "Resid Start->A3.0.Q"}
 # auto-circuit's `tracr_xproportion_acdc_edges`: make_frac_prevs(tokens == "x").

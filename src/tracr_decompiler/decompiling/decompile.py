@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from tracr_decompiler import stopping
 from tracr_decompiler.loading import reading as reading_lib
 from tracr_decompiler.decompiling import circuit as circuit_lib, read_functions
 from tracr_decompiler.decompiling.verify import Check, Verifier
@@ -189,6 +190,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     options = (_with_read_variants(candidates, compiled, graph) if read
                else [(program, None) for _, program in candidates])
     for program, info in options:
+      stopping.check()
       tried += 1
       result = verifier.check(program)
       best = best or (program, result, info)

@@ -1,4 +1,4 @@
-"""Candidate programs with their functions read from the weights (issue 10, item 3's first step).
+"""Candidate programs with their functions read from the weights.
 
 The neural decoder predicts a program's structure (ops, arguments, encodings)
 and a registry guess for each function. The weights hold the functions

@@ -5,7 +5,7 @@ of the residual dimensions a node writes (never an input of the decompiler) say
 which SOp it computes. The splitter is right when every op node writes exactly
 one SOp and every line has exactly one node.
 
-`UNSPLITTABLE` names the layers it gets wrong today (README, *Known limits*).
+`UNSPLITTABLE` names the layers it gets wrong today (docs/architecture.md, "Known limits").
 On 3,076 programs drawn by sampler.sample_program with GenerationConfig() and
 seed 1 it failed 37 times three ways: two selector widths in one layer 31,
 bias-only unit 4, complementary supports 2. Issue 11 fixed the first two (now
@@ -200,7 +200,7 @@ def test_shared_test_programs_split(name):
 # --- the layers it cannot split today (named cases) -------------------------------------------------------
 
 UNSPLITTABLE = {
-    # README's known limit: two lookup maps of one input whose supports exactly tile it (tokens < 2 and
+    # A known limit (docs/architecture.md): two lookup maps of one input whose supports exactly tile it (tokens < 2 and
     # tokens > 1, each a single categorical->numerical unit) look like one total categorical map, when
     # only an MLP reads them (read by numerical Aggregates, they are split: NORMAL above).
     "complementary_supports": (

@@ -1,4 +1,4 @@
-"""tracr's own lib programs, compiled by plain tracr, come back verified: the README's lib table as a test.
+"""tracr's own lib programs, compiled by plain tracr, come back verified: docs/results.md's lib table as a test.
 
 Through the user's door (`compile_rasp_to_model`, then `decompile()` on the tracr object), at vocab
 {0..4}, max_seq_len 5 and at the settings the programs' authors would use. `shuffle_dyck` needs fractional

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tracr_decompiler import stopping
 from tracr_decompiler.compiling import compiler, inputs as inputs_lib
 from tracr_decompiler.dataset import reader, rows
 from tracr_decompiler.decompiling.decompile import DecompileError, decompile, load_decompiler
@@ -51,7 +52,7 @@ def _mean(values) -> float:
 
 def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int | None = 500,
                  beam: int = 16, out: str | None = None, progress: bool = True,
-                 exclude: str | None = None) -> dict:
+                 exclude: str | None = None, skip_bad_rows: bool = False) -> dict:
   """Scores greedy NAR, greedy AR and verified NAR decoding on `split` ("all" for every split).
 
   Through the user's door: each test program is compiled by plain tracr
@@ -61,11 +62,15 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
 
   exclude: other datasets (the training data's parts, comma-separated) whose programs are dropped first,
   so a freshly generated set is deduplicated against what the model saw.
+  skip_bad_rows: malformed rows are left out and listed in the summary's "malformed_rows_skipped" (each
+  naming dataset, split and row) instead of stopping at the first (reader.DatasetError).
   """
   decompiler = load_decompiler(checkpoint)
   cache = pathlib.Path(out or "reports") / "cache"
   which = None if split == "all" else split
-  examples = data.prepare(data_dir, which or "all", cache, progress=progress, model_cfg=decompiler.cfg)
+  malformed: list[str] | None = [] if skip_bad_rows else None
+  examples = data.prepare(data_dir, which or "all", cache, progress=progress, model_cfg=decompiler.cfg,
+                          skipped=malformed)
   table = reader.read_split(data_dir, which)
   unreadable = len(table) - len(examples)  # weights whose nodes could not be aligned with lines
   seen: set[str] = set()
@@ -83,6 +88,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
   records = []
   input_sets: dict = {}
   for ex in tqdm(examples, desc=f"evaluate {split}", disable=not progress):
+    stopping.check()
     row = table[ex.row_index]
     model, truth = rows.model_from_row(row), rows.program_from_row(row)
     s = model.settings
@@ -120,6 +126,7 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     records.append(rec)
   summary = _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped)
   summary["excluded_as_seen_in_training"] = duplicates if exclude else 0
+  summary["malformed_rows_skipped"] = malformed or []
   summary["exclude"] = {"data": exclude, "shards_read": exclude_shards} if exclude else None
   summary["records"] = records  # per program, for `evaluate --report` (visual/evaluation.py)
   if out:

@@ -1,7 +1,7 @@
 """tracr's hand-written `lib` programs that our registry can express, as Programs.
 
 Their canonical texts form the blocklist that keeps them out of every dataset
-(they are held-out evaluation programs). `evaluation/lib_programs.py` compiles
+(they are held-out evaluation programs). `evaluation/lib_report.py` compiles
 the original `tracr.compiler.lib` functions themselves.
 """
 

@@ -4,7 +4,7 @@ With `GenerationConfig.mixed_settings`, every program gets settings drawn here
 instead of the fixed `GenerationConfig.settings`; they travel with its row and
 its model file. The ranges cover what others publish models at (TracrBench:
 vocab {0..9}, length 10, mlp_exactness 1000; InterpBench: vocab 0..10, length
-9-10; tracr's docs: letter vocabularies) and are documented in the README:
+9-10; tracr's docs: letter vocabularies) and are documented in docs/usage.md:
 
   vocab size      2..16, uniform
   token type      ints 0..k-1 (50 %), ints with gaps (15 %), letters (25 %), letters and ints mixed (10 %)

@@ -82,7 +82,7 @@ def _mutate(sd: dict, other: dict, mutation) -> dict:
 
 
 def _reads_one_value_per_column(w_u: np.ndarray, b_u: np.ndarray) -> bool:
-  """W_U is a real reader: one dim per column, all of one positive weight, no bias (README, TransformerLens)."""
+  """W_U is a real reader: one dim per column, all of one positive weight, no bias (docs/usage.md, "TransformerLens models")."""
   big = np.abs(w_u) > 1e-3 * np.abs(w_u).max(initial=0)
   if w_u.ndim != 2 or not (big.sum(0) == 1).all():
     return False

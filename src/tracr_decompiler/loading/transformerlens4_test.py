@@ -4,7 +4,7 @@ For each of tracr's 15 lib programs, a `TransformerBridge` is built the ways Tra
   - TransformerLens' own tracr converter (`transformer_lens.utilities.tracr`; categorical outputs only, as it
     refuses numerical ones), loaded into `TransformerBridge.boot_native`;
   - our legacy export (`tl_files.save`) loaded by `convert_tl_checkpoint` + `load_state_dict(strict=True)`,
-    numerical outputs included (the recipe the README shows).
+    numerical outputs included (the recipe docs/usage.md shows).
 Each bridge is then decompiled as the object, as its `state_dict()` (the canonical bridge names), and as that
 state dict saved to safetensors with a settings JSON, and must give the tracr model's program and status.
 Skipped, with one line, where TransformerLens cannot be installed.
@@ -110,14 +110,14 @@ def test_configs_no_tracr_model_has_are_refused_with_one_line(lib, tmp_path, fie
     decompile(Described(), **_encoders(model))
 
 
-def test_the_readme_example_is_the_example_file_and_runs(tmp_path):
-  """The README's TransformerLens section shows examples/transformerlens4.py whole, and it runs as written."""
+def test_the_documented_example_is_the_example_file_and_runs(tmp_path):
+  """docs/usage.md's TransformerLens section shows examples/transformerlens4.py whole, and it runs as written."""
   import pathlib
   import subprocess
   import sys
   root = pathlib.Path(__file__).resolve().parents[3]
   example = (root / "examples" / "transformerlens4.py").read_text()
-  assert f"```python\n{example}```" in (root / "README.md").read_text()
+  assert f"```python\n{example}```" in (root / "docs" / "usage.md").read_text()
   run = subprocess.run([sys.executable, str(root / "examples" / "transformerlens4.py")], cwd=tmp_path,
                        capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-2000:]

@@ -87,8 +87,13 @@ def _probe_inputs(settings) -> list[tuple]:
 
 
 def _work(args):
-  row, index, model_cfg = args
-  return example_from_row(row, index, model_cfg)
+  row, index, model_cfg, skip_bad_rows = args
+  try:
+    return example_from_row(row, index, model_cfg)
+  except rows.RowError as e:
+    if skip_bad_rows:
+      return e  # a value, so a pool goes on with the next row
+    raise
 
 
 _FIELDS = ("feat_idx", "feat_val", "kinds", "layers", "relations", "is_output", "op", "enc", "fn", "args", "ar",
@@ -134,12 +139,15 @@ def _cache_path(data_dir: str, split: str, cache_dir: pathlib.Path, limit: int |
 
 
 def prepare_many(parts: list[tuple[str, str, int | None]], cache_dir: pathlib.Path, workers: int | None = None,
-                 progress: bool = True, model_cfg: ModelConfig = ModelConfig()) -> list[list[Example]]:
+                 progress: bool = True, model_cfg: ModelConfig = ModelConfig(),
+                 skipped: list[str] | None = None) -> list[list[Example]]:
   """Featurised examples of each (dataset folder, split, first-N limit or None), from the cache where it is there.
 
   Everything not cached is featurised in one pool of `workers` processes (none:
   every available core), so many small dataset parts cost one pool start, not
-  one each.
+  one each. A malformed row raises DatasetError naming the dataset, split and
+  row; with `skipped` (a list) it is left out and its line appended there
+  instead, and a part with a skipped row is not cached, so every run says so.
   """
   caches = [_cache_path(d, split, cache_dir, limit, model_cfg) for d, split, limit in parts]
   results: dict[int, list[Example]] = {k: [] for k, cache in enumerate(caches) if not cache.exists()}
@@ -147,8 +155,19 @@ def prepare_many(parts: list[tuple[str, str, int | None]], cache_dir: pathlib.Pa
   for k in results:
     d, split, limit = parts[k]
     table = reader.read_split(d, None if split == "all" else split, limit=limit)
-    jobs += [(r, i, model_cfg) for i, r in enumerate(table)]
+    jobs += [(r, i, model_cfg, skipped is not None) for i, r in enumerate(table)]
     owner += [k] * len(table)
+  bad: set[int] = set()  # parts with a skipped row
+
+  def keep(k: int, ex: Example | rows.RowError | None) -> None:
+    if isinstance(ex, rows.RowError):
+      assert skipped is not None
+      d, split, _ = parts[k]
+      skipped.append(f"{d} ({split} split), {ex}")
+      bad.add(k)
+    elif ex is not None:
+      results[k].append(ex)
+
   if jobs:
     workers = min(workers or machine.available_cores(), -(-len(jobs) // 64))  # a worker per imap chunk at most
     desc = "featurise " + "+".join(sorted({split for _, split, _ in parts}))
@@ -158,15 +177,12 @@ def prepare_many(parts: list[tuple[str, str, int | None]], cache_dir: pathlib.Pa
         if workers > 1:
           with mp.get_context("spawn").Pool(workers) as pool:
             for k, ex in zip(owner, pool.imap(_work, jobs, chunksize=64)):
-              if ex is not None:
-                results[k].append(ex)
+              keep(k, ex)
               done += 1
               bar.update()
         else:
           for k, job in zip(owner, jobs):
-            ex = _work(job)
-            if ex is not None:
-              results[k].append(ex)
+            keep(k, _work(job))
             done += 1
             bar.update()
       except rows.RowError as e:  # one clean line naming the dataset, split and row
@@ -174,15 +190,16 @@ def prepare_many(parts: list[tuple[str, str, int | None]], cache_dir: pathlib.Pa
         raise reader.DatasetError(f"{d} ({split} split), {e}") from None
   cache_dir.mkdir(parents=True, exist_ok=True)
   for k, examples in results.items():  # an empty split too: its cache says so next time
-    save_examples(examples, caches[k])
+    if k not in bad:
+      save_examples(examples, caches[k])
   return [results[k] if k in results else load_examples(c) for k, c in enumerate(caches)]
 
 
 def prepare(data_dir: str, split: str, cache_dir: pathlib.Path, workers: int | None = None,
             limit: int | None = None, progress: bool = True,
-            model_cfg: ModelConfig = ModelConfig()) -> list[Example]:
+            model_cfg: ModelConfig = ModelConfig(), skipped: list[str] | None = None) -> list[Example]:
   """Featurised examples of one split, for the run's input representation, from the cache when it is there."""
-  return prepare_many([(data_dir, split, limit)], cache_dir, workers, progress, model_cfg)[0]
+  return prepare_many([(data_dir, split, limit)], cache_dir, workers, progress, model_cfg, skipped)[0]
 
 
 def collate(examples: list[Example], model_cfg: ModelConfig = ModelConfig()) -> Batch:

@@ -30,7 +30,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from tracr_decompiler import machine
+from tracr_decompiler import machine, stopping
 from tracr_decompiler.dataset import reader
 from tracr_decompiler.dataset.reader import DatasetError
 from tracr_decompiler.encoding import programs, weights
@@ -319,6 +319,7 @@ def _train(cfg: TrainConfig, model_cfg: ModelConfig, progress: bool) -> dict:
     metrics = validate({})
     window = time.time()
   while step < cfg.steps:
+    stopping.check()
     for g in opt.param_groups:
       g["lr"] = lr_at(cfg, step)
     losses = _losses(net, batch, cfg.mode, device, bf16)
@@ -363,7 +364,7 @@ def _append_csv(path: pathlib.Path, row: dict) -> None:
 
 
 def _plot(csv_path: pathlib.Path, png: pathlib.Path) -> None:
-  """Loss by step; validation by programs seen and by wall-clock hours (the README's curves)."""
+  """Loss by step; validation by programs seen and by wall-clock hours (docs/training.md's curves)."""
   from matplotlib.figure import Figure  # no pyplot: drawing must not touch the process's matplotlib state
   rows = list(csv.DictReader(csv_path.open()))
   steps = [int(r["step"]) for r in rows]

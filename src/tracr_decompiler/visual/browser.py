@@ -1,4 +1,4 @@
-"""Opens a report in headless Chromium and reports what a reader would see (used by tests and the README shot).
+"""Opens a report in headless Chromium and reports what a reader would see (used by tests and the docs' screenshot).
 
 Drives the system's Chromium (Debian packages `chromium` and `chromium-driver`) through Selenium's WebDriver,
 pointed at the installed browser and driver so nothing is downloaded: loads the page from disk, collects
@@ -99,7 +99,7 @@ def render(path: str | os.PathLike, width: int = 1280, timeout: float = 60.0, ch
 
 
 def main(argv=None) -> int:
-  """python -m tracr_decompiler.visual.browser PAGE --screenshot PNG [--height H]: what the README shows."""
+  """python -m tracr_decompiler.visual.browser PAGE --screenshot PNG [--height H]: what docs/usage.md shows."""
   import argparse
   parser = argparse.ArgumentParser(description=main.__doc__)
   parser.add_argument("page")
