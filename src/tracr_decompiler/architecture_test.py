@@ -19,7 +19,7 @@ INFERENCE = ("decompiling", "model", "loading", "compiling", "encoding", "progra
 # graph, the models users hand us, random programs, datasets, the decompiler's network, decompiling, training,
 # evaluation, pictures; then the entry points. Top-level modules name their own stage.
 ORDER = (
-    ("errors", "limits", "short_axis", "files", "machine", "cli_config", "stopping"),  # leaves
+    ("errors", "limits", "short_axis", "files", "machine", "cli_config", "stopping", "parallel"),  # leaves
     ("program", "test_cases"),
     ("compiling",),
     ("encoding",),

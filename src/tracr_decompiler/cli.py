@@ -313,7 +313,8 @@ def cmd_evaluate(args) -> None:
   from tracr_decompiler.evaluation import report
   summary = report.evaluate_run(args.checkpoint, args.data, args.split, limit=args.limit, beam=args.beam,
                                 out=args.out, progress=not args.quiet, exclude=args.exclude,
-                                skip_bad_rows=args.skip_bad_rows)
+                                skip_bad_rows=args.skip_bad_rows,
+                                workers=min(args.workers, machine.available_cores()), ray_address=args.ray)
   skipped = summary["malformed_rows_skipped"]
   if skipped:
     print(f"warning: {len(skipped)} malformed row(s) left out (--skip-bad-rows), first: {skipped[0]}",
@@ -441,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--lib", action="store_true", help="evaluate on tracr's hand-written lib programs")
   p.add_argument("--out", default="reports/test")
   p.add_argument("--report", default=None, metavar="HTML", help="also write a self-contained HTML report")
+  p.add_argument("--workers", type=_int_in(1), default=1,
+                 help="score programs in this many processes (capped at the CPU count); the report is the same")
+  p.add_argument("--ray", default=None, metavar="ADDRESS",
+                 help="score programs as tasks on a Ray cluster (auto, ray://host:10001, ...)")
   p.add_argument("--skip-bad-rows", action="store_true",
                  help="leave out malformed dataset rows (counted and named on stderr) instead of stopping at the first")
   p.add_argument("--quiet", action="store_true")

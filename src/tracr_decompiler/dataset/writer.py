@@ -13,7 +13,6 @@ Example usage:
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import multiprocessing as mp
@@ -22,7 +21,6 @@ import pathlib
 import threading
 import time
 from queue import Empty
-from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Optional
 
 import numpy as np
@@ -31,7 +29,7 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from tracr_decompiler import files, stopping
+from tracr_decompiler import files, parallel
 from tracr_decompiler.dataset import rows, schema
 from tracr_decompiler.dataset.config import DatasetConfig  # its home is config.py; writer.DatasetConfig still works
 from tracr_decompiler.generation import heldout, sampler
@@ -116,28 +114,22 @@ def _run_local(cfg: DatasetConfig, todo: list[int], bar) -> None:
   stop = threading.Event()
   drain = threading.Thread(target=_drain, args=(queue, bar, stop), daemon=True)
   drain.start()
-  # A ProcessPoolExecutor, not multiprocessing.Pool: when a worker dies (killed,
-  # out of memory, a failed import) Pool silently loses its shard and waits
-  # forever; the executor raises BrokenProcessPool, reported as one line.
-  pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                                initargs=(queue,))
   try:
-    for future in concurrent.futures.as_completed([pool.submit(generate_shard, cfg, s) for s in todo]):
-      future.result()
-      stopping.check()
-  except BrokenProcessPool:
+    for _ in parallel.pool_map(_shard_job, [(cfg, s) for s in todo], workers, _init_worker, (queue,)):
+      pass
+  except parallel.WorkerDied:
     raise sampler.GenerationError("a generation worker died (killed or out of memory?); whole shards are kept: "
                                   "run the same command again to finish") from None
-  except BaseException:  # Ctrl-C, SIGTERM, a worker's error: stop every worker now, not after its shard
-    for proc in list(getattr(pool, "_processes", {}).values()):  # Python 3.14: pool.terminate_workers()
-      proc.terminate()
-    raise
   finally:
-    pool.shutdown(wait=True, cancel_futures=True)
     # The parent never writes to the queue (a worker killed mid-write may hold its lock), and a
     # drain thread stuck on a half-written message is a daemon: it cannot keep the process alive.
     stop.set()
     drain.join(timeout=2)
+
+
+def _shard_job(job: tuple[DatasetConfig, int]) -> int:
+  """A pool's or Ray's job: one shard."""
+  return generate_shard(*job)
 
 
 def _drain(queue, bar, stop: threading.Event) -> None:
@@ -151,19 +143,9 @@ def _drain(queue, bar, stop: threading.Event) -> None:
 
 
 def _run_ray(cfg: DatasetConfig, todo: list[int], bar) -> None:
-  import ray  # optional extra: pip install 'tracr-decompiler[ray]'
-  ours = not ray.is_initialized()  # a caller's own Ray session is left as it was
-  ray.init(address=cfg.ray_address, ignore_reinit_error=True, log_to_driver=False)
-  try:
-    task = ray.remote(generate_shard)
-    pending = [task.remote(cfg, s) for s in todo]
-    while pending:
-      done, pending = ray.wait(pending, num_returns=1)
-      bar.update(ray.get(done[0]))
-      stopping.check()
-  finally:
-    if ours:  # also on Ctrl-C or SIGTERM: a local cluster started here stops here
-      ray.shutdown()
+  assert cfg.ray_address is not None
+  for _, count in parallel.ray_map(_shard_job, [(cfg, s) for s in todo], cfg.ray_address):
+    bar.update(count)
 
 
 def _dedupe_and_manifest(cfg: DatasetConfig, out: pathlib.Path, seconds: float) -> dict:

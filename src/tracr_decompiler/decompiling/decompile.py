@@ -67,7 +67,8 @@ class DecompileError(TracrDecompilerError, ValueError):
   """The input cannot be decompiled (not a Tracr model, too large, ...)."""
 
 
-def _folder(path: str | None) -> pathlib.Path:
+def checkpoint_folder(path: str | None) -> pathlib.Path:
+  """The folder holding the decompiler's weights: the shipped model's for None, else a run's or a checkpoint's."""
   folder = pathlib.Path(path) if path else PRETRAINED
   if not (folder / "config.json").exists() and not (folder / "last").exists():
     raise release.CheckpointError(f"no decompiler checkpoint at {folder}")
@@ -78,17 +79,17 @@ def _folder(path: str | None) -> pathlib.Path:
 def load_decompiler(path: str | None = None):
   """The shipped decompiler, or a checkpoint / run folder, as a torch module (imports torch)."""
   from tracr_decompiler.model import pretrained
-  return pretrained.load_decompiler(_folder(path))
+  return pretrained.load_decompiler(checkpoint_folder(path))
 
 
 @functools.lru_cache(maxsize=4)
 def _config(path: str | None) -> tuple[ModelConfig, dict | None]:
-  return release.read_config(_folder(path))
+  return release.read_config(checkpoint_folder(path))
 
 
 @functools.lru_cache(maxsize=4)
 def _nar_model(path: str | None) -> numpy_nar.NarModel:
-  return numpy_nar.NarModel.from_folder(_folder(path))
+  return numpy_nar.NarModel.from_folder(checkpoint_folder(path))
 
 
 def _nar_logits(path: str | None, params, graph: weights.WeightGraph) -> dict[str, np.ndarray]:

@@ -7,6 +7,8 @@ Example usage:
 from __future__ import annotations
 
 import collections
+import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -16,9 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tracr_decompiler import stopping
+from tracr_decompiler import parallel, stopping
 from tracr_decompiler.compiling import compiler, inputs as inputs_lib
 from tracr_decompiler.dataset import reader, rows
+from tracr_decompiler.decompiling import decompile as decompile_lib
 from tracr_decompiler.decompiling.decompile import DecompileError, decompile, load_decompiler
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.evaluation import metrics
@@ -52,7 +55,8 @@ def _mean(values) -> float:
 
 def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int | None = 500,
                  beam: int = 16, out: str | None = None, progress: bool = True,
-                 exclude: str | None = None, skip_bad_rows: bool = False) -> dict:
+                 exclude: str | None = None, skip_bad_rows: bool = False, workers: int = 1,
+                 ray_address: str | None = None) -> dict:
   """Scores greedy NAR, greedy AR and verified NAR decoding on `split` ("all" for every split).
 
   Through the user's door: each test program is compiled by plain tracr
@@ -64,6 +68,10 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
   so a freshly generated set is deduplicated against what the model saw.
   skip_bad_rows: malformed rows are left out and listed in the summary's "malformed_rows_skipped" (each
   naming dataset, split and row) instead of stopping at the first (reader.DatasetError).
+  workers, ray_address: programs are scored in `workers` local processes, or as Ray tasks on the cluster at
+  `ray_address`; the report is the same as one process's but for the measured seconds. With `out`, each
+  program's record is appended to out/records.jsonl as it is done, and a rerun of the same evaluation (same
+  data, split, checkpoint, beam, limit and exclusions) scores only the programs not yet there.
   """
   decompiler = load_decompiler(checkpoint)
   cache = pathlib.Path(out or "reports") / "cache"
@@ -85,45 +93,11 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
     examples = examples[:limit]
   dropped = unreadable
   teacher = loop.evaluate_batches(decompiler, examples, torch.device("cpu"), "both", ar_limit=0)
-  records = []
-  input_sets: dict = {}
-  for ex in tqdm(examples, desc=f"evaluate {split}", disable=not progress):
-    stopping.check()
-    row = table[ex.row_index]
-    model, truth = rows.model_from_row(row), rows.program_from_row(row)
-    s = model.settings
-    inputs = input_sets.get(s) or input_sets.setdefault(s, inputs_lib.input_set(s.vocab, s.max_seq_len))
-    user_model = compiler.tracr_compile(truth, s)
-    rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines}),
-           "vocab_size": len(s.vocab), "max_seq_len": s.max_seq_len, "token_type": settings_lib.token_type(s),
-           "causal": s.causal, "inputs_checked": inputs.describe(),
-           "functions": "out-of-registry" if any(registry.written(l.fn) for l in truth.lines) else "registry-only",
-           "settings": f"vocab {len(s.vocab)}, max_seq_len {s.max_seq_len}{', causal' if s.causal else ''}",
-           "truth_source": source.to_source(truth, header=False)}  # settings and sources: the HTML report
-    for mode in ("nar", "ar"):
-      t = time.time()
-      try:
-        pred = decompile(user_model, checkpoint_path=checkpoint, mode=mode, beam=1, verify=False,
-                         read=False).program  # the decoder alone
-      except DecompileError:
-        pred = None
-      rec[f"{mode}_seconds"] = time.time() - t
-      rec[mode] = _score(pred, truth, model, inputs)
-    t = time.time()
-    try:
-      result = decompile(user_model, checkpoint_path=checkpoint, beam=beam, verify=True)
-      rec["verified"] = _score(result.program, truth, model, inputs)
-      rec["verified"]["verified"] = float(result.verified)
-      rec["check"] = result.status
-      rec["source"], rec["verification"] = source.to_source(result.program, header=False), result.verification
-      rec["named"] = dict(collections.Counter(registry.how_written(l.fn)  # registry, table or formula
-                                              for l in result.program.lines if l.op != "linear_sequence_map"))
-      rec["functions_read"], rec["functions_replaced"] = result.functions_read, result.functions_replaced
-    except DecompileError:
-      rec["verified"] = {**_score(None, truth, model, inputs), "verified": 0.0}
-      rec["check"] = "refused"
-    rec["verified_seconds"] = time.time() - t
-    records.append(rec)
+  jobs = [_Job(table[ex.row_index], checkpoint, beam) for ex in examples]
+  key = {"data": reader.manifest(data_dir)["content_hash"], "split": split, "checkpoint": _checkpoint_key(checkpoint),
+         "beam": beam, "limit": limit, "exclude": exclude}
+  log = _RecordLog(pathlib.Path(out) / "records.jsonl", key) if out else None
+  records = _records(jobs, log, workers, ray_address, progress, f"evaluate {split}")
   summary = _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped)
   summary["excluded_as_seen_in_training"] = duplicates if exclude else 0
   summary["malformed_rows_skipped"] = malformed or []
@@ -132,6 +106,132 @@ def evaluate_run(checkpoint: str, data_dir: str, split: str = "test", limit: int
   if out:
     write_report(summary, pathlib.Path(out))
   return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+  """One program to score: its dataset row, and the decompiler and beam to score it with."""
+  row: dict
+  checkpoint: str | None
+  beam: int
+
+
+def _records(jobs: list[_Job], log: "_RecordLog | None", workers: int, ray_address: str | None, progress: bool,
+             desc: str) -> list[dict]:
+  """Each job's record, in the jobs' order: from the log where it is there, else scored here, in a pool or on Ray."""
+  done = log.read() if log is not None else {}
+  records: list[dict | None] = [done.get(job.row["id"]) for job in jobs]
+  todo = [i for i, r in enumerate(records) if r is None]
+  todo_jobs = [jobs[i] for i in todo]
+  with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, disable=not progress, unit="prog") as bar:
+    if ray_address:
+      results = parallel.ray_map(score_program, todo_jobs, ray_address)
+    elif workers > 1 and len(todo) > 1:
+      results = parallel.pool_map(score_program, todo_jobs, min(workers, len(todo)), _init_worker)
+    else:
+      results = ((k, score_program(job)) for k, job in enumerate(todo_jobs))
+    for k, rec in results:
+      records[todo[k]] = rec
+      if log is not None:
+        log.append(rec)
+      bar.update()
+      stopping.check()
+  return [r for r in records if r is not None]
+
+
+def _init_worker() -> None:
+  """A pool worker is this evaluation's own process: one torch and BLAS thread, as the CLI sets for itself
+  (two workers of two threads each on two cores ran slower than one)."""
+  import threadpoolctl
+  torch.set_num_threads(1)
+  threadpoolctl.threadpool_limits(1)
+
+
+@functools.lru_cache(maxsize=16)
+def _input_set(vocab: tuple, max_seq_len: int):
+  return inputs_lib.input_set(vocab, max_seq_len)
+
+
+def score_program(job: _Job) -> dict:
+  """One program's record: NAR and AR greedy alone, then verified decoding, each scored against the truth."""
+  row, checkpoint, beam = job.row, job.checkpoint, job.beam
+  model, truth = rows.model_from_row(row), rows.program_from_row(row)
+  s = model.settings
+  inputs = _input_set(s.vocab, s.max_seq_len)
+  user_model = compiler.tracr_compile(truth, s)
+  rec = {"id": row["id"], "n_sops": row["n_sops"], "ops": sorted({l.op for l in truth.lines}),
+         "vocab_size": len(s.vocab), "max_seq_len": s.max_seq_len, "token_type": settings_lib.token_type(s),
+         "causal": s.causal, "inputs_checked": inputs.describe(),
+         "functions": "out-of-registry" if any(registry.written(l.fn) for l in truth.lines) else "registry-only",
+         "settings": f"vocab {len(s.vocab)}, max_seq_len {s.max_seq_len}{', causal' if s.causal else ''}",
+         "truth_source": source.to_source(truth, header=False)}  # settings and sources: the HTML report
+  for mode in ("nar", "ar"):
+    t = time.time()
+    try:
+      pred = decompile(user_model, checkpoint_path=checkpoint, mode=mode, beam=1, verify=False,
+                       read=False).program  # the decoder alone
+    except DecompileError:
+      pred = None
+    rec[f"{mode}_seconds"] = time.time() - t
+    rec[mode] = _score(pred, truth, model, inputs)
+  t = time.time()
+  try:
+    result = decompile(user_model, checkpoint_path=checkpoint, beam=beam, verify=True)
+    rec["verified"] = _score(result.program, truth, model, inputs)
+    rec["verified"]["verified"] = float(result.verified)
+    rec["check"] = result.status
+    rec["source"], rec["verification"] = source.to_source(result.program, header=False), result.verification
+    rec["named"] = dict(collections.Counter(registry.how_written(l.fn)  # registry, table or formula
+                                            for l in result.program.lines if l.op != "linear_sequence_map"))
+    rec["functions_read"], rec["functions_replaced"] = result.functions_read, result.functions_replaced
+  except DecompileError:
+    rec["verified"] = {**_score(None, truth, model, inputs), "verified": 0.0}
+    rec["check"] = "refused"
+  rec["verified_seconds"] = time.time() - t
+  return rec
+
+
+def _checkpoint_key(checkpoint: str | None) -> list:
+  """What identifies the decompiler's weights for resuming: each file's name, size and modification time."""
+  folder = decompile_lib.checkpoint_folder(checkpoint)
+  return sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in folder.iterdir() if p.is_file())
+
+
+class _RecordLog:
+  """out/records.jsonl: the run's key on the first line, then one record per line as each program is done.
+
+  A log whose key differs (another dataset, checkpoint, beam, ...) is started over; a last line cut by a
+  kill is ignored (that program is scored again)."""
+
+  def __init__(self, path: pathlib.Path, key: dict):
+    self.path, self.key = path, json.loads(json.dumps(key))
+
+  def read(self) -> dict[str, dict]:
+    done: dict[str, dict] = {}
+    try:
+      lines = self.path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+      lines = []
+    try:
+      same = bool(lines) and json.loads(lines[0]) == {"run": self.key}
+    except ValueError:
+      same = False
+    if same:
+      for line in lines[1:]:
+        try:
+          rec = json.loads(line)
+        except ValueError:
+          continue  # cut by a kill
+        if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+          done[rec["id"]] = rec
+    else:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      self.path.write_text(json.dumps({"run": self.key}) + "\n")
+    return done
+
+  def append(self, rec: dict) -> None:
+    with open(self.path, "a") as f:
+      f.write(json.dumps(rec) + "\n")
 
 
 def _summarise(records, teacher, split, data_dir, checkpoint, beam, dropped) -> dict:
