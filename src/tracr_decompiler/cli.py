@@ -30,6 +30,10 @@ class UserError(errors.UsageError):
   """A failure to report as one line, without a traceback (bad arguments)."""
 
 
+class ManyRefused(errors.TracrDecompilerError):
+  """Some of several models could not be read or decompiled (each said so in its place)."""
+
+
 def _vocab(text: str) -> tuple:
   items = [t.strip() for t in text.split(",") if t.strip()]
   if not items:
@@ -238,14 +242,30 @@ def cmd_compile(args) -> None:
         f"(residual {len(model.residual_labels)}) -> {written}")
 
 
-def _load_model(args):
-  """The model file named on the command line, with the TransformerLens flags (loading/reading.py)."""
+def _load_model(args, path: str):
+  """A model file named on the command line, with the TransformerLens flags (loading/reading.py)."""
   from tracr_decompiler.loading import reading, transformerlens
   flags = transformerlens.Reading(
       vocab=args.vocab, bos=args.bos, pad=args.pad, causal=args.causal, n_heads=args.n_heads,
       output_kind="numerical" if args.numerical_output else ("categorical" if args.output_values else None),
       output_values=args.output_values)
-  return reading.load_file(args.model, args.format, args.settings, flags)
+  return reading.load_file(path, args.format, args.settings, flags)
+
+
+def _model_paths(named: list[str]) -> list[str]:
+  """The model files named: a folder stands for its *.safetensors files (sorted; settings JSONs are read
+  beside each), refused when it holds none."""
+  paths: list[str] = []
+  for name in named:
+    if os.path.isdir(name):
+      found = sorted(os.path.join(name, f) for f in os.listdir(name)
+                     if f.endswith(".safetensors") and os.path.isfile(os.path.join(name, f)))
+      if not found:
+        raise UserError(f"{name} is a folder with no .safetensors model files")
+      paths += found
+    else:
+      paths.append(name)
+  return list(dict.fromkeys(paths))  # a file named twice is decompiled once
 
 
 def _one_thread(torch_too: bool) -> None:
@@ -268,14 +288,31 @@ def _one_thread(torch_too: bool) -> None:
 def cmd_decompile(args) -> None:
   from tracr_decompiler.loading import tl_files
   _check_beam(args.beam, args.mode)
+  paths = _model_paths(args.model)
+  if len(paths) > 1:
+    _decompile_many(args, paths)
+    return
+  path = paths[0]
   # A folder, a device, an input or a missing folder as --report is refused before any work.
   files.check_outputs({"--report": args.report, "--circuit": args.circuit},
-                      [args.model, args.settings, tl_files.settings_path_for(args.model), args.checkpoint])
-  model = _load_model(args)  # a bad file is refused before torch is imported
+                      [path, args.settings, tl_files.settings_path_for(path), args.checkpoint])
+  model = _load_model(args, path)  # a bad file is refused before torch is imported
   from tracr_decompiler.decompiling.decompile import decompile
   _one_thread(torch_too=args.mode == "ar")
   result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
                      verify=args.verify)
+  _print_result(result, model)
+  if args.circuit and result.circuit is not None:
+    exact = "exact: the program is proved" if result.circuit.exact else "as far as the program is right"
+    print(f"# circuit ({len(result.circuit.edges)} edges, {exact}): "
+          f"{files.atomic_write_text(args.circuit, result.circuit.dumps())}")
+  if args.report:
+    from tracr_decompiler.visual import decompilation
+    title = f"Decompilation of {os.path.basename(path)}"
+    print(f"# report: {decompilation.write(result, model, args.report, title)}")
+
+
+def _print_result(result, model) -> None:
   print(result.source, end="")
   status = f"verified ({result.status})" if result.verified else f"UNVERIFIED ({result.status})"
   print(f"# {status}: {result.verification} ({result.candidates_tried} candidates, {result.seconds:.2f} s)")
@@ -283,14 +320,35 @@ def cmd_decompile(args) -> None:
     print(f"# warning: {warning} (accuracy there is unmeasured)")
   if result.output_block and not model.residual_labels:  # read from weights alone: say where the output was
     print(f"# output: {result.output_block}")
-  if args.circuit and result.circuit is not None:
-    exact = "exact: the program is proved" if result.circuit.exact else "as far as the program is right"
-    print(f"# circuit ({len(result.circuit.edges)} edges, {exact}): "
-          f"{files.atomic_write_text(args.circuit, result.circuit.dumps())}")
-  if args.report:
-    from tracr_decompiler.visual import decompilation
-    title = f"Decompilation of {os.path.basename(args.model)}"
-    print(f"# report: {decompilation.write(result, model, args.report, title)}")
+
+
+def _decompile_many(args, paths: list[str]) -> None:
+  """Each model in turn with one loaded decompiler; a model that cannot be read is one `# error:` line in
+  its place and the rest still run; the exit status is 2 if any was refused."""
+  for flag in ("report", "circuit", "settings"):
+    if getattr(args, flag):
+      raise UserError(f"--{flag} names one file, so it takes one model; {len(paths)} models were given")
+  from tracr_decompiler.decompiling.decompile import decompile
+  _one_thread(torch_too=args.mode == "ar")
+  statuses: dict[str, int] = {}
+  for path in paths:
+    stopping.check()
+    print(f"## {path}")
+    try:
+      model = _load_model(args, path)
+      result = decompile(model, checkpoint_path=args.checkpoint, mode=args.mode, beam=args.beam,
+                         verify=args.verify)
+    except (errors.TracrDecompilerError, OSError) as e:  # as one model alone would be: one line, exit 2
+      print(f"# error: {_one_line(e) if isinstance(e, errors.TracrDecompilerError) else e}")
+      statuses["refused"] = statuses.get("refused", 0) + 1
+      continue
+    _print_result(result, model)
+    statuses[result.status] = statuses.get(result.status, 0) + 1
+  counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items(), key=lambda kv: -kv[1]))
+  print(f"# {len(paths)} models: {counts}")
+  if "refused" in statuses:
+    raise ManyRefused(f"{statuses['refused']} of {len(paths)} models could not be decompiled (see their "
+                      f"`# error:` lines)")
 
 
 def cmd_evaluate(args) -> None:
@@ -409,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "(default: --out with .json)")
 
   p = add("decompile", help="decompile a compiled model file into RASP source")
-  p.add_argument("model", help="model file written by `tracr-decompiler compile`")
+  p.add_argument("model", nargs="+", help="model file (ours or TransformerLens'); several files or a folder of "
+                 "*.safetensors are decompiled in turn with one loaded decompiler")
   p.add_argument("--mode", choices=("nar", "ar"), default="nar")
   p.add_argument("--beam", type=_int_in(1, limits.MAX_BEAM), default=16,
                  help=f"candidates to try (1..{limits.MAX_BEAM}; 1..{limits.MAX_BEAM_AR} with --mode ar)")

@@ -35,6 +35,31 @@ def test_compile_then_decompile_a_lib_program(tmp_path):
     assert metrics.functional(decompiled, test_cases.PROGRAMS["sort_unique"], compiler.CompileSettings())
 
 
+def test_a_folder_of_models_is_decompiled_in_turn_and_a_bad_one_is_one_line_in_its_place(tmp_path):
+  """decompile DIR / several paths: each model as it would come back alone; a bad file does not stop the rest."""
+  folder = tmp_path / "models"
+  folder.mkdir()
+  for name in ("frac_prevs", "sort_unique"):
+    model_io.save_model(compiler.compile_program(test_cases.PROGRAMS[name]), str(folder / f"{name}.safetensors"))
+  (folder / "broken.safetensors").write_bytes(b"not a model")
+  (folder / "notes.txt").write_text("not a model either, and not a .safetensors file: left alone")
+  r = _run("decompile", str(folder))
+  assert r.returncode == 2, r.stderr
+  assert len(r.stderr.strip().splitlines()) == 1 and "1 of 3 models" in r.stderr, r.stderr
+  blocks = r.stdout.split("## ")[1:]
+  assert [b.splitlines()[0] for b in blocks] == [str(folder / f) for f in
+                                                 ("broken.safetensors", "frac_prevs.safetensors", "sort_unique.safetensors")]
+  assert blocks[0].splitlines()[1].startswith("# error: ")
+  alone = _run("decompile", str(folder / "frac_prevs.safetensors"))
+  body = lambda text: [l for l in text.splitlines() if not l.startswith("# verified")]  # seconds differ
+  assert body("\n".join(blocks[1].splitlines()[1:])) == body(alone.stdout)
+  assert "# verified (proved)" in blocks[1] and "# verified (proved)" in blocks[2]
+  assert r.stdout.splitlines()[-1] == "# 3 models: 2 proved, 1 refused"
+  r = _run("decompile", str(folder / "frac_prevs.safetensors"), str(folder / "sort_unique.safetensors"),
+           "--report", str(tmp_path / "r.html"))
+  assert r.returncode == 2 and "--report names one file" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["compile", "/nonexistent.py", "--out", "/tmp/x.safetensors"], "cannot read"),
     (["decompile", "/nonexistent.safetensors"], "cannot read"),
