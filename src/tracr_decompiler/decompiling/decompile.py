@@ -165,6 +165,8 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   if s > cfg.max_nodes:
     raise DecompileError(f"{s - 2} ops is more than this decompiler reads ({cfg.max_nodes - 2})")
   warnings = outside_training(trained_on, compiled, s - 2)
+  # Made before decoding: a tracr model's own forward pass (one XLA compile) runs meanwhile (verify.py).
+  verifier = Verifier(model, compiled) if verify else None
   if mode == "nar":
     logits = _nar_logits(checkpoint_path, compiled.params, graph)
     free = decode.nar_candidates(logits, s, k=max(1, beam))
@@ -182,8 +184,7 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
   if read and not verify:
     chosen_read = _read_variant(candidates[0][1], compiled, graph)
     chosen = chosen_read.program if chosen_read is not None else chosen
-  if verify:
-    verifier = Verifier(model, compiled)
+  if verifier is not None:
     # (program, check, read): the first verified match, else the first sampled match (outputs equal on a
     # sample only: a later candidate may still be proved, e.g. a read table where a registry name agreed
     # on the sample), else the first program tried (the best guess).

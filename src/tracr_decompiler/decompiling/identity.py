@@ -12,7 +12,11 @@ brought into one canonical frame:
                  W_OV = W_V W_O in that frame (invariant to the order of the
                  head's own key/value columns), as a multiset per layer;
   MLP units      (input column, output row) pairs in that frame, as a multiset
-                 per layer.
+                 per layer, each pair scaled so its input column's largest
+                 entry is 1: a ReLU unit scaled by s > 0 on the way in and 1/s
+                 on the way out computes the same (ReLU is positively
+                 homogeneous), and so does the model. A negative scale is not
+                 undone (it flips the column's sign pattern), nor is GeLU's.
 
 Every parameter takes part; biases must be zero (they are in every Tracr
 model). Anything the node reading gets wrong makes the frames differ, and the
@@ -78,8 +82,15 @@ def canonical(model: CompiledModel) -> dict[str, np.ndarray]:
       heads.append(np.concatenate([qk[perm][:, perm].ravel(), ov[perm][:, perm].ravel()]))
     out[f"{a}/heads"] = _sorted_rows(np.array(heads))
     w1, w2 = p[f"{m}/linear_1"]["w"], p[f"{m}/linear_2"]["w"]
-    out[f"{m}/units"] = _sorted_rows(np.concatenate([w1[perm].T, w2[:, perm]], axis=1))
+    out[f"{m}/units"] = _sorted_rows(_unit_scaled(w1[perm].T, w2[:, perm]))
   return out
+
+
+def _unit_scaled(ins: np.ndarray, outs: np.ndarray) -> np.ndarray:
+  """Each hidden unit's (input column, output row), scaled by 1/s and s, s its input column's largest |entry|."""
+  scale = np.abs(ins).max(axis=1, initial=0.0) if ins.size else np.zeros(len(ins))
+  scale = np.where(scale > 0, scale, 1.0)[:, None]  # a unit that reads nothing is left as it is
+  return np.concatenate([ins / scale, outs * scale], axis=1)
 
 
 def _biases_zero(model: CompiledModel) -> bool:

@@ -31,6 +31,7 @@ Only "proved" and "verified" count as verified.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from typing import Literal
 
@@ -108,7 +109,12 @@ def cross_check_inputs(inputs: inputs_lib.InputSet, seed: int = 0) -> inputs_lib
 
 
 class Verifier:
-  """Runs the given model once, then checks any number of candidates against it."""
+  """Runs the given model once, then checks any number of candidates against it.
+
+  A tracr model's own forward pass (the cross-check, mostly one XLA compile: 0.3-0.5 s) runs in a thread
+  from the moment the Verifier is made, so it overlaps whatever the caller does before its first `check`
+  (decoding, reading functions); `check` waits for it, so no status is given before it is known.
+  """
 
   def __init__(self, model, compiled: CompiledModel | None = None, seed: int = 0):
     self.compiled = compiled if compiled is not None else reading.as_compiled(model)
@@ -118,6 +124,7 @@ class Verifier:
     self.cross_checked = ""  # for a tracr model: what its own forward pass confirmed, in words
     self._canonical_form: dict[str, np.ndarray] | None = None
     self._canonical_tried = False
+    self._cross_checking: concurrent.futures.Future | None = None
     try:
       self.expected = outputs.model_outputs(self.compiled, self.inputs)
     except (ValueError, IndexError, KeyError) as e:
@@ -125,7 +132,15 @@ class Verifier:
       self.expected = outputs.Outputs(False, [], {}, {})
       return
     if tracr_model.is_tracr_model(model):
-      self.untrusted = self._cross_check(model, seed)
+      runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tracr-cross-check")
+      self._cross_checking = runner.submit(self._cross_check, model, seed)
+      runner.shutdown(wait=False)  # the thread ends with its one task
+
+  def _settle(self) -> None:
+    """Waits for the cross-check, if it is still running (its errors are raised here)."""
+    if self._cross_checking is not None:
+      self.untrusted = self._cross_checking.result()
+      self._cross_checking = None
 
   def _cross_check(self, model, seed: int) -> str:
     """Why our reading of a tracr model cannot be trusted ("" when it can), from its own forward pass."""
@@ -146,6 +161,7 @@ class Verifier:
     return ""
 
   def check(self, program: ir.Program, weights_check: bool = True) -> Check:
+    self._settle()
     s = self.compiled.settings
     cmp = outputs.compare(self.expected, program, self.inputs, causal=s.causal)
     ident = self.weights_identical(program) if (weights_check and cmp.equal and not self.untrusted) else None
