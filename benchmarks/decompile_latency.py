@@ -1,8 +1,9 @@
 """How long a verified decompile takes, per model, at this revision and a base revision side by side.
 
-Run:  python benchmarks/decompile_latency.py --base REV [--programs 50] [--seed 2029] [--rounds 2]
+Run:  python benchmarks/decompile_latency.py --base REV [--programs 50] [--mixed 20] [--seed 2029] [--rounds 2]
 
-Models: tracr's 15 lib programs and `--programs` fresh random programs, all compiled by plain tracr
+Models: tracr's 15 lib programs, `--programs` fresh random programs and `--mixed` fresh programs each with its own
+compile settings (vocabulary, length, causal, BOS name as `generate --mixed-settings` draws them), all compiled by plain tracr
 (`compile_rasp_to_model`), decompiled as tracr objects, and the fresh ones also as model files. Each revision
 runs in its own child process (the base in a temporary git worktree), one BLAS and one torch thread, after
 one warm-up decompile; the two alternate for `--rounds` rounds and each model keeps its fastest time. Prints,
@@ -42,12 +43,16 @@ from tracr_decompiler.decompiling.decompile import decompile
 from tracr_decompiler.evaluation import lib_report
 from tracr_decompiler.generation import heldout, sampler
 from tracr_decompiler.generation.config import GenerationConfig
-folder, n, seed = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+folder, n, seed, n_mixed = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 models = [("lib", name, compiler.tracr_compile(expr, lib_report.SETTINGS)) for name, expr in lib_report.lib_programs().items()]
 rng = np.random.default_rng(seed)
 for i in range(n):
   program = sampler.sample_program(GenerationConfig(), rng, heldout.blocklist()).program
   models.append(("fresh", f"p{i}", compiler.tracr_compile(program, lib_report.SETTINGS)))
+rng = np.random.default_rng(seed + 2)
+for i in range(n_mixed):  # each with its own settings drawn from the documented ranges (generate --mixed-settings)
+  sample = sampler.sample_program(GenerationConfig(mixed_settings=True), rng, heldout.blocklist())
+  models.append(("mixed", f"m{i}", compiler.tracr_compile(sample.program, sample.model.settings)))
 models += [("files", p.stem, str(p)) for p in sorted(folder.glob("*.safetensors"))]
 decompile(models[0][2])  # warm-up: imports, the decoder's weights
 out = []
@@ -61,9 +66,9 @@ json.dump(out, sys.stdout)
 '''
 
 
-def _run(src: pathlib.Path, folder: pathlib.Path, n: int, seed: int) -> list:
+def _run(src: pathlib.Path, folder: pathlib.Path, n: int, seed: int, n_mixed: int) -> list:
   env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-  done = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(n), str(seed)], env=env,
+  done = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(n), str(seed), str(n_mixed)], env=env,
                         capture_output=True, text=True, check=True)
   return json.loads(done.stdout)
 
@@ -72,6 +77,7 @@ def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--base", required=True, help="git revision to compare against")
   parser.add_argument("--programs", type=int, default=50)
+  parser.add_argument("--mixed", type=int, default=20, help="fresh programs with mixed compile settings")
   parser.add_argument("--seed", type=int, default=2029)
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--out", default="reports/latency")
@@ -92,14 +98,14 @@ def main(argv=None) -> dict:
   runs: dict[str, list] = {"base": [], "this": []}
   with trees.worktree(args.base) as base_src:
     for _ in range(args.rounds):
-      runs["base"].append(_run(base_src, files, args.programs, args.seed))
-      runs["this"].append(_run(ROOT / "src", files, args.programs, args.seed))
+      runs["base"].append(_run(base_src, files, args.programs, args.seed, args.mixed))
+      runs["this"].append(_run(ROOT / "src", files, args.programs, args.seed, args.mixed))
   summary: dict = {"base": args.base, "programs": args.programs}
   fastest = {}
   for rev, rounds in runs.items():
     fastest[rev] = {(g, n): (min(r[i][2] for r in rounds), rounds[0][i][3], rounds[0][i][4])
                     for i, (g, n, *_) in enumerate(rounds[0])}
-    for group in ("lib", "fresh", "files"):
+    for group in ("lib", "fresh", "mixed", "files"):
       times = sorted(t for (g, _), (t, _, _) in fastest[rev].items() if g == group)
       if times:
         statuses: dict[str, int] = {}

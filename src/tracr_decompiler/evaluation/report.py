@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import functools
 import json
+import logging
 import pathlib
 import time
 from typing import Any
@@ -127,7 +128,8 @@ def _records(jobs: list[_Job], log: "_RecordLog | None", workers: int, ray_addre
     if ray_address:
       results = parallel.ray_map(score_program, todo_jobs, ray_address)
     elif workers > 1 and len(todo) > 1:
-      results = parallel.pool_map(score_program, todo_jobs, min(workers, len(todo)), _init_worker)
+      results = parallel.pool_map(score_program, todo_jobs, min(workers, len(todo)), _init_worker,
+                                  (logging.getLogger("absl").level,))
     else:
       results = ((k, score_program(job)) for k, job in enumerate(todo_jobs))
     for k, rec in results:
@@ -139,12 +141,14 @@ def _records(jobs: list[_Job], log: "_RecordLog | None", workers: int, ray_addre
   return [r for r in records if r is not None]
 
 
-def _init_worker() -> None:
+def _init_worker(absl_level: int) -> None:
   """A pool worker is this evaluation's own process: one torch and BLAS thread, as the CLI sets for itself
-  (two workers of two threads each on two cores ran slower than one)."""
+  (two workers of two threads each on two cores ran slower than one), and absl's warnings as the parent has
+  them (a spawned process starts with logging as Python makes it)."""
   import threadpoolctl
   torch.set_num_threads(1)
   threadpoolctl.threadpool_limits(1)
+  logging.getLogger("absl").setLevel(absl_level)
 
 
 @functools.lru_cache(maxsize=16)
