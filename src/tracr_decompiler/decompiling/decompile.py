@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import pathlib
 import time
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -189,8 +190,8 @@ def decompile(model, *, checkpoint_path: str | None = None, mode: str = "nar", b
     # sample only: a later candidate may still be proved, e.g. a read table where a registry name agreed
     # on the sample), else the first program tried (the best guess).
     best, sampled = None, None
-    options = (_with_read_variants(candidates, compiled, graph) if read
-               else [(program, None) for _, program in candidates])
+    options: Iterable[tuple[ir.Program, read_functions.ReadVariant | None]] = (
+        _with_read_variants(candidates, compiled, graph) if read else [(program, None) for _, program in candidates])
     for program, info in options:
       stopping.check()
       tried += 1
@@ -241,7 +242,7 @@ def _read_variant(program: ir.Program, compiled, graph) -> read_functions.ReadVa
     return None
 
 
-def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, read_functions.ReadVariant | None]]:
+def _with_read_variants(candidates, compiled, graph) -> Iterator[tuple[ir.Program, read_functions.ReadVariant | None]]:
   """The order verification tries programs in: decoded candidates and their read variants, each once.
 
   A candidate's read variant (read_functions.py) comes just before it, since
@@ -252,8 +253,11 @@ def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, r
   table over guessed labels can be right (even weight-identical) where a later
   candidate says the same with names (`x - 1` and `EQ` rather than `x + 1` and
   a shifted truth table).
+
+  Lazy, in that order: registry-only programs are yielded as each candidate is read, those with a table
+  after all candidates are; the first match usually ends the search after one reading, not all of them.
   """
-  options: list[tuple[int, ir.Program, read_functions.ReadVariant | None]] = []
+  with_tables: list[tuple[ir.Program, read_functions.ReadVariant | None]] = []
   seen: set[str] = set()
   for _, program in candidates:
     read = _read_variant(program, compiled, graph)
@@ -262,11 +266,14 @@ def _with_read_variants(candidates, compiled, graph) -> list[tuple[ir.Program, r
     pair.append((program, dataclasses.replace(read, program=program, disagreed=0, replaced={}) if read else None))
     for option, info in pair:
       key = repr(option.lines)
-      if key not in seen:
-        seen.add(key)
-        options.append((sum(registry.written(line.fn) is not None for line in option.lines), option, info))
-  options.sort(key=lambda o: o[0] > 0)  # stable: beam order within each group
-  return [(program, info) for _, program, info in options]
+      if key in seen:
+        continue
+      seen.add(key)
+      if any(registry.written(line.fn) is not None for line in option.lines):
+        with_tables.append((option, info))
+      else:
+        yield option, info
+  yield from with_tables
 
 
 def outside_training(trained_on: dict | None, model, n_ops: int) -> list[str]:

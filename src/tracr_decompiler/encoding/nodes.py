@@ -62,7 +62,9 @@ ONE_TOLERANCE = 1e-3  # fp16 rounding, small noise
 
 def one_columns(tok: np.ndarray) -> list[int]:
   """Candidates for tracr's `one`: token-embedding columns that every row writes as 1 (within ONE_TOLERANCE)."""
-  return [j for j in range(tok.shape[1]) if np.allclose(tok[:, j], 1, rtol=0, atol=ONE_TOLERANCE)]
+  if tok.ndim != 2 or not tok.shape[0]:
+    return []
+  return [int(j) for j in np.flatnonzero(np.all(np.abs(tok - 1) <= ONE_TOLERANCE, axis=0))]
 
 
 def embedding_nodes(params, input_encoding, settings) -> tuple[list[Node], dict]:
