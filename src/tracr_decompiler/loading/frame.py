@@ -110,6 +110,7 @@ def permute(model: CompiledModel, perm: np.ndarray) -> CompiledModel:
 # mlp_exactness 1000 beside a categorical one: 1.0 beside 1,500). Reading only: the oracle and weight identity
 # use the weights as given, so a misread model is never verified, at worst not decompiled.
 SNAP = 1e-3
+EMPTY_KIND = 1e-5  # a whole matrix at most this of the model's largest weight is empty, whatever its kind
 
 
 def snap(params: dict[str, dict[str, np.ndarray]], rel: float = SNAP) -> dict[str, dict[str, np.ndarray]] | None:
@@ -120,13 +121,17 @@ def snap(params: dict[str, dict[str, np.ndarray]], rel: float = SNAP) -> dict[st
     for name in ("w", "embeddings"):
       if name in ps:
         scale[kind(module)] = max(scale.get(kind(module), 0.0), float(np.abs(ps[name]).max(initial=0.0)))
+  overall = max(scale.values(), default=0.0)
   out: dict[str, dict[str, np.ndarray]] = {}
   changed = False
   for module, ps in params.items():
     out[module] = {}
     for name, value in ps.items():
       top = float(np.abs(value).max(initial=0.0))
-      cut = top if top <= rel * scale.get(kind(module), 0.0) else rel * top
+      # A sublayer that is empty in every layer (a program with no attention) has only noise for its kind's
+      # largest weight: it is compared with the whole model's, at a far smaller ratio than a kind's own.
+      empty = top <= rel * scale.get(kind(module), 0.0) or top <= EMPTY_KIND * overall
+      cut = top if empty else rel * top
       small = (np.abs(value) <= cut) & (value != 0)
       if small.any():
         value, changed = np.where(small, np.zeros((), value.dtype), value), True

@@ -210,9 +210,14 @@ def assemble(layout: str, tensors: Mapping[str, np.ndarray], sizes: dict, r: Rea
     # Not readable exactly (rounding, noise): read again with near-zero entries as zero (frame.SNAP). The
     # weights as given stay the oracle's, so this can only cost a decompile, never buy a verification.
     noisy = frame.snap(params)
-    if noisy is None:
+    w_u, b_u = unembed
+    read_unembed = frame.snap({"unembed": {"w": w_u, "b": b_u if b_u is not None else np.zeros(0)}}) if (
+        w_u is not None) else None
+    if read_unembed is not None:  # W_U is read as a reader of the output block: its noise too
+      unembed = (read_unembed["unembed"]["w"], b_u if b_u is None else read_unembed["unembed"]["b"])
+    if noisy is None and read_unembed is None:
       raise
-    dims, categorical, values, text = find(noisy)
+    dims, categorical, values, text = find(noisy if noisy is not None else params)
   model = frame.to_tracr_frame(CompiledModel(
       params=params, settings=settings, num_heads=sizes["heads"], num_layers=sizes["layers"],
       key_size=sizes["key_size"], residual_labels=[], input_encoding=encoding, output_values=values,

@@ -294,3 +294,19 @@ def test_everything_a_caller_can_pass_wrong_is_one_tracr_decompiler_error(lib_mo
   with pytest.raises(TracrDecompilerError) as caught:
     call()
   assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["shift_by", "make_nary_sequencemap"])
+def test_relative_noise_on_every_tensor_is_read_as_the_clean_model_and_never_proved(lib_models, name):
+  """1e-6 of noise on every tensor (absolute on the all-zero ones: an MLP-free layer, a program without
+  attention, W_U's unused entries) leaves the function as it was; the weights are read with that noise as
+  zero, while the oracle and weight identity keep the weights as given: verified, never proved."""
+  from tracr_decompiler import decompile
+  model = lib_models[name]
+  sd, _ = tl_files.to_state_dict(model)
+  rng = np.random.default_rng(0)
+  noisy = {k: (np.asarray(v, np.float64) + rng.normal(size=np.shape(v)) * 1e-6 * (np.abs(v).max() or 1.0)
+               ).astype(np.float32) for k, v in sd.items()}
+  result = decompile(noisy, input_encoder=model.input_encoder, output_encoder=model.output_encoder)
+  assert _decompiled_right(model, result), (name, result.source, result.verification)
+  assert result.status == "verified", (name, result.status, result.verification)
