@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 
@@ -56,10 +53,7 @@ json.dump(out, sys.stdout)
 
 
 def _run(src: pathlib.Path, folder: pathlib.Path) -> dict:
-  env = {**os.environ, "PYTHONPATH": str(src)}
-  done = subprocess.run([sys.executable, "-c", CHILD, str(folder)], env=env, capture_output=True, text=True,
-                        check=True)
-  return json.loads(done.stdout)
+  return trees.run_child(src, CHILD, folder)
 
 
 def main(argv=None) -> dict:

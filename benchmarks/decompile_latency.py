@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import statistics
-import subprocess
-import sys
 
 import numpy as np
 
@@ -67,10 +64,8 @@ json.dump(out, sys.stdout)
 
 
 def _run(src: pathlib.Path, folder: pathlib.Path, n: int, seed: int, n_mixed: int) -> list:
-  env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-  done = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(n), str(seed), str(n_mixed)], env=env,
-                        capture_output=True, text=True, check=True)
-  return json.loads(done.stdout)
+  return trees.run_child(src, CHILD, folder, n, seed, n_mixed,
+                         env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
 
 
 def main(argv=None) -> dict:
