@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 from tracr_decompiler import parallel, stopping
 from tracr_decompiler.compiling import compiler, inputs as inputs_lib
 from tracr_decompiler.dataset import reader, rows
-from tracr_decompiler.decompiling import decompile as decompile_lib
-from tracr_decompiler.decompiling.decompile import DecompileError, decompile, load_decompiler
+from tracr_decompiler.decompiling.decompile import DecompileError, checkpoint_folder, decompile, load_decompiler
 from tracr_decompiler.encoding import programs
 from tracr_decompiler.evaluation import metrics
 from tracr_decompiler.generation import settings as settings_lib
@@ -197,7 +196,7 @@ def score_program(job: _Job) -> dict:
 
 def _checkpoint_key(checkpoint: str | None) -> list:
   """What identifies the decompiler's weights for resuming: each file's name, size and modification time."""
-  folder = decompile_lib.checkpoint_folder(checkpoint)
+  folder = checkpoint_folder(checkpoint)
   return sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in folder.iterdir() if p.is_file())
 
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from tracr_decompiler.compiling.compiled import CompiledModel, CompileSettings
 from tracr_decompiler.errors import UsageError
-from tracr_decompiler.encoding import weights
 from tracr_decompiler.loading import frame, model_io, tl_layouts, tl_output
 from tracr_decompiler.loading.model_io import ModelFileError
 
@@ -222,22 +221,7 @@ def assemble(layout: str, tensors: Mapping[str, np.ndarray], sizes: dict, r: Rea
       params=params, settings=settings, num_heads=sizes["heads"], num_layers=sizes["layers"],
       key_size=sizes["key_size"], residual_labels=[], input_encoding=encoding, output_values=values,
       output_dims=dims, categorical_output=categorical, output_name=text))
-  if noisy is not None:
-    return frame.snapped(model)
-  if not _readable(model):  # the output block was found, but a layer's nodes cannot be read exactly
-    read = frame.snapped(model)
-    if read is not model and _readable(read):
-      return read
-  return model
-
-
-def _readable(model: CompiledModel) -> bool:
-  """Whether the node reader can read the model's weights as a Tracr model's (encoding/weights.py)."""
-  try:
-    weights.encode_model(model)
-  except (weights.NotTracrError, KeyError, IndexError, ValueError):
-    return False
-  return True
+  return model if noisy is None else frame.snapped(model)
 
 
 def _parameters(model) -> Mapping:
